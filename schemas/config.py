@@ -1,0 +1,77 @@
+"""Configuration models shared by every role; loading them is `controller.settings`' job.
+
+Defaults run as they are: `chronos up` needs no configuration file at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(_Section):
+    # None means: run an embedded PostgreSQL under data_dir (`chronos up` only).
+    url: SecretStr | None = None
+    pool_min: int = Field(2, ge=1)
+    pool_max: int = Field(20, ge=1)
+    command_timeout: float = Field(30.0, gt=0)
+
+
+class AcsConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(7547, ge=0, le=65535)
+    # Seconds a session may sit between two messages; a CPE's cwmp:SessionTimeout wins.
+    session_timeout: int = Field(30, ge=5, le=3600)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=4096)
+    # Faulted tasks are retried after retry_delay * 2**retries seconds, at most max_retries.
+    retry_delay: int = Field(300, ge=1)
+    max_retries: int = Field(8, ge=0)
+    # Most RPCs one session may send before it is ended with a fault (a loop guard).
+    max_rpcs_per_session: int = Field(255, ge=1)
+
+
+class ApiConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(7557, ge=0, le=65535)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # How long POST /devices/{id}/tasks?connection_request waits when no timeout is given.
+    task_wait_ms: int = Field(4000, ge=0)
+    # GET collections answer at most this many items when no limit is given.
+    max_page: int = Field(10000, ge=1)
+
+
+class FileServerConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(7567, ge=0, le=65535)
+
+
+class ConnectionRequestConfig(_Section):
+    timeout: float = Field(2.0, gt=0, le=60)
+    retries: int = Field(1, ge=0, le=5)
+    allow_basic: bool = False
+    # Used when a device has not reported ConnectionRequestUsername/Password.
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+
+class LogConfig(_Section):
+    level: str = "INFO"
+    format: str = Field("json", pattern="^(json|text)$")
+
+
+class Config(_Section):
+    data_dir: Path = Path("var")
+    # Key that seals secrets at rest (Fernet, urlsafe base64 of 32 bytes). `chronos up`
+    # creates one under data_dir; production roles must be given one.
+    secret_key: SecretStr | None = None
+    database: DatabaseConfig = DatabaseConfig()
+    acs: AcsConfig = AcsConfig()
+    api: ApiConfig = ApiConfig()
+    files: FileServerConfig = FileServerConfig()
+    connection_request: ConnectionRequestConfig = ConnectionRequestConfig()
+    log: LogConfig = LogConfig()
