@@ -48,7 +48,8 @@ CREATE TABLE tasks (
     id         bigserial PRIMARY KEY,
     device_id  text NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
     name       text NOT NULL,
-    body       jsonb NOT NULL,                 -- the task as the API received it
+    body       jsonb NOT NULL,                 -- the task as the API received it (secrets masked)
+    args       jsonb NOT NULL,                 -- validated arguments the ACS runs (secrets sealed)
     status     text NOT NULL DEFAULT 'pending' -- pending | waiting (transfer) | done | expired
                CHECK (status IN ('pending', 'waiting', 'done', 'expired')),
     created    timestamptz NOT NULL DEFAULT now(),

@@ -1,0 +1,463 @@
+"""PostgreSQL side of CWMP sessions: the device row and lease, the parameter tree, tasks.
+
+A session touches only the rows its messages name: an Inform upserts its own parameters,
+a GetParameterValuesResponse the values it carries. Every write of a session happens
+under its lease (`devices.session_id`), checked in the same transaction, so a session
+that lost its lease (it stalled past its timeout and another began) writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from acs import messages as m
+from acs import session as s
+from acs import tree
+from acs import values as v
+from acs.tasks import TaskRecord, task_id_from_key
+from schemas.sealing import Sealer, is_secret_path
+
+log = logging.getLogger("chronos.acs.store")
+
+BEGIN_SESSION = """
+WITH dev AS (
+    INSERT INTO devices AS d (id, oui, product_class, serial_number, manufacturer, last_inform,
+                              last_boot, last_bootstrap, last_events, cwmp_version,
+                              session_id, session_expires)
+    VALUES ($1, $2, $3, $4, $5, now(), CASE WHEN $7 THEN now() END, CASE WHEN $8 THEN now() END,
+            $6, $9, $10, now() + make_interval(secs => $11))
+    ON CONFLICT (id) DO UPDATE SET
+        oui = EXCLUDED.oui, product_class = EXCLUDED.product_class,
+        serial_number = EXCLUDED.serial_number, manufacturer = EXCLUDED.manufacturer,
+        last_inform = EXCLUDED.last_inform,
+        last_boot = COALESCE(EXCLUDED.last_boot, d.last_boot),
+        last_bootstrap = COALESCE(EXCLUDED.last_bootstrap, d.last_bootstrap),
+        last_events = EXCLUDED.last_events, cwmp_version = EXCLUDED.cwmp_version,
+        session_id = EXCLUDED.session_id, session_expires = EXCLUDED.session_expires
+    WHERE d.session_id IS NULL OR d.session_expires < now()
+    RETURNING d.options
+), params AS (
+    INSERT INTO device_params AS p (device_id, path, object, object_ts,
+                                    value, value_type, value_num, value_ts)
+    SELECT $1, u.path, false, now(), u.value, u.type, u.num, now()
+    FROM unnest($12::text[], $13::text[], $14::text[], $15::numeric[]) AS u(path, value, type, num)
+    WHERE EXISTS (SELECT 1 FROM dev)
+    ON CONFLICT (device_id, path) DO UPDATE SET
+        object = false, object_ts = EXCLUDED.object_ts, value = EXCLUDED.value,
+        value_type = EXCLUDED.value_type, value_num = EXCLUDED.value_num,
+        value_ts = EXCLUDED.value_ts
+)
+SELECT options FROM dev
+"""
+
+# Open tasks a session may run now. When none are left the lease is released in the same
+# statement, so ending the session costs no extra round trip; `held` says whether the
+# lease was still ours.
+FETCH_TASKS = """
+WITH open AS (
+    SELECT id, name, args, progress, retries FROM tasks
+    WHERE device_id = $1 AND status = 'pending'
+      AND (retry_at IS NULL OR retry_at <= now())
+      AND (expiry IS NULL OR expiry > now())
+      AND id <> ALL($3::bigint[])
+    ORDER BY id
+    LIMIT 100
+), lease AS (
+    UPDATE devices SET
+        session_id = CASE WHEN EXISTS (SELECT 1 FROM open) THEN session_id END,
+        session_expires = CASE WHEN EXISTS (SELECT 1 FROM open)
+                               THEN now() + make_interval(secs => $4) END
+    WHERE id = $1 AND session_id = $2
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM lease) AS held,
+       COALESCE((SELECT json_agg(open ORDER BY id) FROM open), '[]'::json) AS tasks
+"""
+
+EXTEND_LEASE = """
+UPDATE devices SET session_expires = now() + make_interval(secs => $3)
+WHERE id = $1 AND session_id = $2
+RETURNING 1
+"""
+
+RELEASE_LEASE = """
+UPDATE devices SET session_id = NULL, session_expires = NULL
+WHERE id = $1 AND session_id = $2
+"""
+
+UPSERT_VALUES = """
+INSERT INTO device_params AS p (device_id, path, object, object_ts,
+                                value, value_type, value_num, value_ts)
+SELECT $1, u.path, false, now(), u.value, u.type, u.num, now()
+FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[]) AS u(path, value, type, num)
+ON CONFLICT (device_id, path) DO UPDATE SET
+    object = false, object_ts = EXCLUDED.object_ts, value = EXCLUDED.value,
+    value_type = EXCLUDED.value_type, value_num = EXCLUDED.value_num,
+    value_ts = EXCLUDED.value_ts
+"""
+
+UPSERT_NODES = """
+INSERT INTO device_params AS p (device_id, path, object, object_ts, writable, writable_ts)
+SELECT $1, u.path, u.object, now(), u.writable, now()
+FROM unnest($2::text[], $3::boolean[], $4::boolean[]) AS u(path, object, writable)
+ON CONFLICT (device_id, path) DO UPDATE SET
+    object = EXCLUDED.object, object_ts = EXCLUDED.object_ts,
+    writable = EXCLUDED.writable, writable_ts = EXCLUDED.writable_ts
+"""
+
+UPSERT_ATTRIBUTES = """
+INSERT INTO device_params AS p (device_id, path, notification, access_list, attributes_ts)
+SELECT $1, u.path, u.notification, string_to_array(NULLIF(u.acl, ''), ','), now()
+FROM unnest($2::text[], $3::smallint[], $4::text[]) AS u(path, notification, acl)
+ON CONFLICT (device_id, path) DO UPDATE SET
+    notification = EXCLUDED.notification, access_list = EXCLUDED.access_list,
+    attributes_ts = EXCLUDED.attributes_ts
+"""
+
+# A subtree: the node itself and every path below it ("C" collation: '/' follows '.').
+DELETE_SUBTREE = """
+DELETE FROM device_params
+WHERE device_id = $1 AND (path = $2 OR (path >= $2 || '.' AND path < $2 || '/'))
+"""
+
+PRUNE_ALL = """
+DELETE FROM device_params
+WHERE device_id = $1 AND path >= $2 AND path < $3 AND path <> ALL($4::text[])
+"""
+
+PRUNE_CHILDREN = """
+DELETE FROM device_params
+WHERE device_id = $1 AND path >= $2 AND path < $3
+  AND split_part(substr(path, length($2) + 1), '.', 1) <> ALL($4::text[])
+"""
+
+TASK_STEP = "UPDATE tasks SET progress = $2 WHERE id = $1 AND status IN ('pending', 'waiting')"
+
+TASK_FINISH = """
+UPDATE tasks SET status = $2, result = $3, progress = COALESCE($4, progress),
+                 completed = CASE WHEN $2 = 'done' THEN now() END
+WHERE id = $1 AND status IN ('pending', 'waiting')
+RETURNING device_id
+"""
+
+TASK_FAIL = """
+UPDATE tasks SET retries = retries + 1, status = 'pending',
+    retry_at = CASE WHEN retries + 1 > $3 THEN 'infinity'::timestamptz
+                    ELSE now() + make_interval(secs => $2 * power(2, retries)) END
+WHERE id = $1 AND status IN ('pending', 'waiting')
+RETURNING device_id, retries, retry_at
+"""
+
+UPSERT_FAULT = """
+INSERT INTO faults (id, device_id, channel, task_id, code, message, detail, retries, timestamp)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+ON CONFLICT (id) DO UPDATE SET
+    code = EXCLUDED.code, message = EXCLUDED.message, detail = EXCLUDED.detail,
+    retries = EXCLUDED.retries, timestamp = EXCLUDED.timestamp
+"""
+
+DELETE_FAULT = "DELETE FROM faults WHERE id = $1"
+
+INSERT_EVENT = "INSERT INTO device_events (device_id, kind, detail) VALUES ($1, $2, $3)"
+
+NOTIFY_TASK = "SELECT pg_notify('chronos_task', $1)"
+
+
+class LeaseLost(Exception):
+    """This session no longer holds its device's lease; it must end and write nothing."""
+
+
+def task_hex(task_id: int) -> str:
+    """A task id as GenieACS shows one: 24 hex digits (an ObjectId's shape)."""
+    return f"{task_id:024x}"
+
+
+def task_channel(task_id: int) -> str:
+    return f"task_{task_hex(task_id)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    retry_delay: int = 300
+    max_retries: int = 8
+
+
+class CwmpStore:
+    """SQL for the CWMP server; one instance per process, over a shared pool."""
+
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer | None, config: StoreConfig) -> None:
+        self.pool = pool
+        self.sealer = sealer
+        self.config = config
+
+    # --- values in and out ---
+
+    def _value_arrays(
+        self, params: Iterable[m.ParameterValue], *, canonical: bool
+    ) -> tuple[list[str], list[str], list[str], list[Decimal | None]]:
+        """Columns for an unnest upsert: one entry per path (the last one wins)."""
+        latest: dict[str, tuple[str, str]] = {}
+        for p in params:
+            if not p.name or p.name.endswith("."):
+                continue
+            value, type_ = v.canonical(p.type, p.value) if canonical else (p.value, p.type)
+            latest[p.name] = (value, type_)
+        paths, texts, types, nums = [], [], [], []
+        for path, (value, type_) in latest.items():
+            num = v.numeric(type_, value)
+            secret = self.sealer is not None and value and is_secret_path(path)
+            paths.append(path)
+            texts.append(self.sealer.seal(value) if secret else value)
+            types.append(type_)
+            nums.append(num)
+        return paths, texts, types, nums
+
+    # --- session lifecycle ---
+
+    async def begin(
+        self, session_id: str, record: s.InformRecord, lease_seconds: int
+    ) -> dict[str, Any] | None:
+        """Store an Inform and take the device's lease; None if another session has it."""
+        inform = record.inform
+        events = [e.event_code for e in inform.events]
+        ident = inform.device_id
+        arrays = self._value_arrays(inform.parameters, canonical=True)
+        row = await self.pool.fetchrow(
+            BEGIN_SESSION,
+            record.device_id,
+            ident.oui,
+            ident.product_class,
+            ident.serial_number,
+            ident.manufacturer,
+            events,
+            "1 BOOT" in events,
+            "0 BOOTSTRAP" in events,
+            record.cwmp_ns.rpartition(":")[2],
+            session_id,
+            lease_seconds,
+            *arrays,
+        )
+        return None if row is None else row["options"]
+
+    async def fetch_tasks(
+        self, device_id: str, session_id: str, exclude: Iterable[int], lease_seconds: int
+    ) -> list[TaskRecord]:
+        """Open tasks to run now; with none left, the lease is released."""
+        row = await self.pool.fetchrow(
+            FETCH_TASKS, device_id, session_id, list(exclude), lease_seconds
+        )
+        assert row is not None
+        if not row["held"]:
+            raise LeaseLost(device_id)
+        return [_task_record(t) for t in row["tasks"]]
+
+    async def release(self, device_id: str, session_id: str) -> None:
+        await self.pool.execute(RELEASE_LEASE, device_id, session_id)
+
+    async def commit(
+        self,
+        device_id: str,
+        session_id: str,
+        records: Sequence[s.Record],
+        lease_seconds: int,
+        *,
+        release: bool = False,
+    ) -> None:
+        """Apply a session's records atomically, under its lease."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(EXTEND_LEASE, device_id, session_id, lease_seconds):
+                raise LeaseLost(device_id)
+            for record in records:
+                await _APPLY[type(record)](self, conn, device_id, record)
+            if release:
+                await conn.execute(RELEASE_LEASE, device_id, session_id)
+
+    # --- record handlers ---
+
+    async def apply_tree(
+        self, conn: asyncpg.Connection, device_id: str, update: tree.TreeUpdate
+    ) -> None:
+        """Write what an RPC taught us about the tree; deletions first."""
+        for path in update.deletes:
+            await conn.execute(DELETE_SUBTREE, device_id, path)
+        for prune in update.prunes:
+            await _prune(conn, device_id, prune)
+        if update.nodes:
+            await conn.execute(
+                UPSERT_NODES,
+                device_id,
+                [n.path for n in update.nodes],
+                [n.object for n in update.nodes],
+                [n.writable for n in update.nodes],
+            )
+        if update.values:
+            await conn.execute(
+                UPSERT_VALUES, device_id, *self._value_arrays(update.values, canonical=True)
+            )
+        if update.attributes:
+            await conn.execute(
+                UPSERT_ATTRIBUTES,
+                device_id,
+                [a.name for a in update.attributes],
+                [a.notification for a in update.attributes],
+                [",".join(a.access_list) for a in update.attributes],
+            )
+
+    async def _step(self, conn: asyncpg.Connection, device_id: str, r: s.TaskStep) -> None:
+        await self.apply_tree(conn, device_id, r.update)
+        if r.progress is not None:
+            await conn.execute(TASK_STEP, r.task_id, r.progress)
+
+    async def _finished(self, conn: asyncpg.Connection, device_id: str, r: s.TaskFinished) -> None:
+        await self.apply_tree(conn, device_id, r.update)
+        await self.finish_task(
+            conn, device_id, r.task_id, status=r.status, result=r.result, progress=r.progress
+        )
+
+    async def finish_task(
+        self,
+        conn: asyncpg.Connection,
+        device_id: str,
+        task_id: int,
+        *,
+        status: str,
+        result: dict[str, Any] | None,
+        progress: dict[str, Any] | None = None,
+    ) -> None:
+        if await conn.fetchval(TASK_FINISH, task_id, status, result, progress) is None:
+            return  # deleted meanwhile, or already finished
+        if status == "done":
+            await conn.execute(DELETE_FAULT, f"{device_id}:{task_channel(task_id)}")
+        await conn.execute(NOTIFY_TASK, f"{task_id}:{status}")
+        log.info(
+            "task finished",
+            extra={"device_id": device_id, "task_id": task_id, "status": status},
+        )
+
+    async def _failed(self, conn: asyncpg.Connection, device_id: str, r: s.TaskFailed) -> None:
+        await self.fail_task(
+            conn, device_id, r.task_id, code=r.code, message=r.message, detail=r.detail
+        )
+
+    async def fail_task(
+        self,
+        conn: asyncpg.Connection,
+        device_id: str,
+        task_id: int,
+        *,
+        code: str,
+        message: str,
+        detail: dict[str, Any] | None,
+    ) -> None:
+        row = await conn.fetchrow(
+            TASK_FAIL, task_id, self.config.retry_delay, self.config.max_retries
+        )
+        if row is None:
+            return
+        channel = task_channel(task_id)
+        await conn.execute(
+            UPSERT_FAULT,
+            f"{device_id}:{channel}",
+            device_id,
+            channel,
+            task_id,
+            code,
+            message,
+            detail,
+            row["retries"] - 1,
+        )
+        await conn.execute(NOTIFY_TASK, f"{task_id}:fault")
+        log.warning(
+            "task faulted",
+            extra={"device_id": device_id, "task_id": task_id, "code": code, "fault": message},
+        )
+
+    async def _transfer(
+        self, conn: asyncpg.Connection, device_id: str, r: s.TransferRecord
+    ) -> None:
+        tc = r.message
+        detail = {
+            "commandKey": tc.command_key,
+            "faultCode": tc.fault.code,
+            "faultString": tc.fault.string,
+            "startTime": tc.start_time.isoformat() if tc.start_time else None,
+            "completeTime": tc.complete_time.isoformat() if tc.complete_time else None,
+        }
+        await conn.execute(INSERT_EVENT, device_id, "TransferComplete", detail)
+        task_id = task_id_from_key(tc.command_key)
+        if task_id is None:
+            return
+        if tc.fault.code:
+            await self.fail_task(
+                conn,
+                device_id,
+                task_id,
+                code=f"cwmp.{tc.fault.code}",
+                message=tc.fault.string or "transfer failed",
+                detail={"code": tc.fault.code, "string": tc.fault.string},
+            )
+        else:
+            await self.finish_task(conn, device_id, task_id, status="done", result=detail)
+
+    async def _event(
+        self, conn: asyncpg.Connection, device_id: str, r: s.DeviceEventRecord
+    ) -> None:
+        await conn.execute(INSERT_EVENT, device_id, r.kind, r.detail)
+
+    async def _session_fault(
+        self, conn: asyncpg.Connection, device_id: str, r: s.SessionFault
+    ) -> None:
+        await conn.execute(
+            UPSERT_FAULT,
+            f"{device_id}:default",
+            device_id,
+            "default",
+            None,
+            r.code,
+            r.message,
+            None,
+            0,
+        )
+
+    async def _inform(self, conn: asyncpg.Connection, device_id: str, r: s.InformRecord) -> None:
+        raise AssertionError("an Inform is stored by begin(), never by commit()")
+
+
+async def _prune(conn: asyncpg.Connection, device_id: str, prune: tree.Prune) -> None:
+    low, high = (prune.root + ".", prune.root + "/") if prune.root else ("", "\U0010ffff")
+    if prune.next_level:
+        start = len(low)
+        children = sorted({p[start:].split(".", 1)[0] for p in prune.keep if p.startswith(low)})
+        await conn.execute(PRUNE_CHILDREN, device_id, low, high, children)
+    else:
+        await conn.execute(PRUNE_ALL, device_id, low, high, sorted(prune.keep))
+
+
+def _task_record(row: dict[str, Any]) -> TaskRecord:
+    args = row["args"]
+    progress = row["progress"]
+    return TaskRecord(
+        id=row["id"],
+        name=row["name"],
+        args=json.loads(args) if isinstance(args, str) else args,
+        progress=(json.loads(progress) if isinstance(progress, str) else progress) or {},
+        retries=row["retries"],
+    )
+
+
+_APPLY = {
+    s.InformRecord: CwmpStore._inform,
+    s.TaskStep: CwmpStore._step,
+    s.TaskFinished: CwmpStore._finished,
+    s.TaskFailed: CwmpStore._failed,
+    s.TransferRecord: CwmpStore._transfer,
+    s.DeviceEventRecord: CwmpStore._event,
+    s.SessionFault: CwmpStore._session_fault,
+}

@@ -1,0 +1,175 @@
+"""Task bodies accepted by `POST /devices/{id}/tasks`, in GenieACS's JSON shapes.
+
+The GenieACS task set (getParameterValues, setParameterValues, refreshObject, addObject,
+deleteObject, reboot, factoryReset, download) plus scheduleInform and the RPCs GenieACS
+has no task for (getParameterNames, getParameterAttributes, setParameterAttributes,
+getRPCMethods). Unknown extra keys are kept (GenieACS clients send some) and ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
+
+# TR-069 A.2.2.1: dot-separated names of at most 256 characters; partial paths end in ".".
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+_XML_SAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _parameter_name(value: str) -> str:
+    if not _NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a CWMP parameter name")
+    return value
+
+
+def _xml_text(value: str) -> str:
+    if _XML_SAFE.search(value):
+        raise ValueError("value holds control characters a CPE cannot receive in XML")
+    return value
+
+
+ParameterName = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_parameter_name)
+]
+PathOrRoot = Annotated[
+    str,
+    StringConstraints(max_length=256),
+    AfterValidator(lambda v: v if v == "" else _parameter_name(v)),
+]
+Text = Annotated[str, StringConstraints(max_length=65536), AfterValidator(_xml_text)]
+Scalar = bool | int | float | Text
+XsdType = Annotated[str, StringConstraints(pattern=r"^(xsd?:)?[A-Za-z]+(\(\d+\))?$")]
+ParameterValueItem = tuple[ParameterName, Scalar] | tuple[ParameterName, Scalar, XsdType]
+
+
+class _Task(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    # GenieACS: seconds from now, or a date; an expired task is dropped unrun.
+    expiry: float | datetime | None = None
+    # GenieACS: a new task replaces an open one of the same device with the same key.
+    uniqueKey: Annotated[str, StringConstraints(max_length=256)] | None = None
+
+
+class GetParameterValuesTask(_Task):
+    name: Literal["getParameterValues"]
+    parameterNames: list[ParameterName] = Field(min_length=1, max_length=10000)
+
+
+class SetParameterValuesTask(_Task):
+    name: Literal["setParameterValues"]
+    parameterValues: list[ParameterValueItem] = Field(min_length=1, max_length=10000)
+
+
+class RefreshObjectTask(_Task):
+    name: Literal["refreshObject"]
+    objectName: PathOrRoot
+
+
+class AddObjectTask(_Task):
+    name: Literal["addObject"]
+    objectName: ParameterName
+    # Values to set on the new instance, named relative to it ("SSID", "Enable").
+    parameterValues: list[ParameterValueItem] = Field(default_factory=list, max_length=1000)
+
+
+class DeleteObjectTask(_Task):
+    name: Literal["deleteObject"]
+    objectName: ParameterName
+
+
+class RebootTask(_Task):
+    name: Literal["reboot"]
+
+
+class FactoryResetTask(_Task):
+    name: Literal["factoryReset"]
+
+
+class DownloadTask(_Task):
+    name: Literal["download"]
+    # By URL for now; `file` (a stored file's name) arrives with the file server.
+    url: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    file: str | None = None
+    fileName: str | None = None
+    fileType: Text = "1 Firmware Upgrade Image"
+    fileSize: int = Field(0, ge=0)
+    targetFileName: Text = ""
+    username: Text = ""
+    password: Text = ""
+    delaySeconds: int = Field(0, ge=0, le=86400 * 30)
+    successUrl: Text = ""
+    failureUrl: Text = ""
+
+
+class ScheduleInformTask(_Task):
+    name: Literal["scheduleInform"]
+    delaySeconds: int = Field(ge=1, le=2**31 - 1)
+    commandKey: Annotated[Text, StringConstraints(max_length=32)] = ""
+
+
+class GetParameterNamesTask(_Task):
+    name: Literal["getParameterNames"]
+    parameterPath: PathOrRoot = ""
+    nextLevel: bool = True
+
+
+class GetParameterAttributesTask(_Task):
+    name: Literal["getParameterAttributes"]
+    parameterNames: list[ParameterName] = Field(min_length=1, max_length=10000)
+
+
+class SetParameterAttributesTask(_Task):
+    name: Literal["setParameterAttributes"]
+    # [name, notification (0-6) or null to leave it, access list or null to leave it]
+    parameterAttributes: list[
+        tuple[ParameterName, Annotated[int, Field(ge=0, le=6)] | None, list[Text] | None]
+    ] = Field(min_length=1, max_length=10000)
+
+
+class GetRPCMethodsTask(_Task):
+    name: Literal["getRPCMethods"]
+
+
+Task = Annotated[
+    GetParameterValuesTask
+    | SetParameterValuesTask
+    | RefreshObjectTask
+    | AddObjectTask
+    | DeleteObjectTask
+    | RebootTask
+    | FactoryResetTask
+    | DownloadTask
+    | ScheduleInformTask
+    | GetParameterNamesTask
+    | GetParameterAttributesTask
+    | SetParameterAttributesTask
+    | GetRPCMethodsTask,
+    Field(discriminator="name"),
+]
+TASK_ADAPTER: TypeAdapter[Task] = TypeAdapter(Task)
+TASK_NAMES: tuple[str, ...] = (
+    "getParameterValues",
+    "setParameterValues",
+    "refreshObject",
+    "addObject",
+    "deleteObject",
+    "reboot",
+    "factoryReset",
+    "download",
+    "scheduleInform",
+    "getParameterNames",
+    "getParameterAttributes",
+    "setParameterAttributes",
+    "getRPCMethods",
+)
