@@ -76,7 +76,7 @@ codecs.register_error("cwmp-latin1-fallback", _latin1_fallback)
 def _repair(data: bytes) -> bytes | None:
     """Bytes a CPE meant as UTF-8 but got wrong, made parseable; None if nothing to fix."""
     declared = _DECL_ENCODING_RE.match(data)
-    if declared and declared.group(1).lower().replace("_", "-") not in (b"utf-8", b"utf8"):
+    if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
         return None
     text = data.decode("utf-8", "cwmp-latin1-fallback")
     text = _ILLEGAL_XML_CHARS.sub("\ufffd", text)

@@ -109,7 +109,9 @@ def _values(
 ) -> tuple[m.ParameterValue, ...]:
     return tuple(
         m.ParameterValue(
-            prefix + name, for_cpe(type_, value, boolean_style=ctx.boolean_style), type_
+            prefix + name,
+            for_cpe(type_, ctx.unseal(value), boolean_style=ctx.boolean_style),
+            type_,
         )
         for name, value, type_ in rows
     )
