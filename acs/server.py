@@ -140,7 +140,7 @@ class CwmpHandler:
         self.config = app[SETTINGS]
         self.limits = soap.Limits(max_body_bytes=self.config.max_body_bytes)
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         content_type = request.headers.get("Content-Type", "").lower()
         if content_type.startswith(_REFUSED_TYPES):
             return _refuse(415, "content_type", f"CWMP expects text/xml, not {content_type}")
@@ -356,6 +356,6 @@ def create_app(pool: asyncpg.Pool, config: AcsConfig, sealer: Sealer | None) -> 
     health.add_routes(app)
     handler = CwmpHandler(app)
     # CPEs are configured with any path and query string: every POST is CWMP.
-    app.router.add_post("/{tail:.*}", handler)
+    app.router.add_post("/{tail:.*}", handler.handle)
     app.cleanup_ctx.append(_sweep)
     return app

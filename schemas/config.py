@@ -26,7 +26,7 @@ class AcsConfig(_Section):
     host: str = "0.0.0.0"
     port: int = Field(7547, ge=0, le=65535)
     # Seconds a session may sit between two messages; a CPE's cwmp:SessionTimeout wins.
-    session_timeout: int = Field(30, ge=5, le=3600)
+    session_timeout: int = Field(30, ge=1, le=3600)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=4096)
     # Faulted tasks are retried after retry_delay * 2**retries seconds, at most max_retries.
     retry_delay: int = Field(300, ge=1)

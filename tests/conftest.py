@@ -4,6 +4,7 @@ per test, cloned from a migrated template so each test starts from the real sche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import uuid
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiohttp import web
 
 from controller.database import create_pool, migrate
 from controller.embedded import EmbeddedPostgres
@@ -83,3 +85,20 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await asyncio.wait_for(pool.close(), 10)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve an aiohttp app on 127.0.0.1, a free port; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+SECRET_KEY = "kOa7wT2o6Qc2b0zQ9jJmXHnJ8YJz0lq8d8F1b6q0v3M="
