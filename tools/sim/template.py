@@ -82,8 +82,23 @@ class DeviceIdentity:
 
     @property
     def device_id(self) -> str:
-        """The ACS's identifier for the device: `OUI-ProductClass-SerialNumber`."""
-        return f"{self.oui}-{self.product_class}-{self.serial_number}"
+        """The ACS's identifier: `OUI-ProductClass-SerialNumber`, GenieACS-escaped.
+
+        Each part keeps ASCII letters, digits and '_'; anything else becomes %XX of its
+        UTF-8 bytes, so the dashes between parts stay unambiguous.
+        """
+        return "-".join(
+            _escape_id_part(p) for p in (self.oui, self.product_class, self.serial_number)
+        )
+
+
+def _escape_id_part(part: str) -> str:
+    return "".join(
+        ch
+        if ch.isascii() and (ch.isalnum() or ch == "_")
+        else "".join(f"%{b:02X}" for b in ch.encode())
+        for ch in part
+    )
 
 
 @dataclass(slots=True)
@@ -346,12 +361,12 @@ def decimal_wave(
 
 def local_time(ctx: Ctx) -> str:
     """The device clock: the simulation's `now`."""
-    return format_datetime(datetime.fromtimestamp(ctx.now, UTC))
+    return format_datetime(datetime.fromtimestamp(int(ctx.now), UTC))
 
 
 def boot_time(ctx: Ctx) -> str:
     """When the device last booted."""
-    return format_datetime(datetime.fromtimestamp(ctx.now - ctx.uptime, UTC))
+    return format_datetime(datetime.fromtimestamp(int(ctx.now - ctx.uptime), UTC))
 
 
 def mac(salt: str = "") -> ValueFn:
