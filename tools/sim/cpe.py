@@ -344,7 +344,7 @@ class SimulatedCpe:
                 error = "timeout: no answer in time"
             except (aiohttp.ClientError, OSError) as failure:
                 error = f"{type(failure).__name__}: {failure}"
-            self._ids = session._next_id
+            self._ids = session.next_id
             record = self._settle(session, events, url, started, error)
             self.stats.record(record)
             if not record.ok:
@@ -696,9 +696,7 @@ class ConnectionRequestServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
         if self._runner is not None:

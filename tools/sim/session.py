@@ -153,11 +153,11 @@ class CpeSession:
         self.faults: Counter[int] = Counter()
         self.inform_delivered = False
         self.delivered: list[m.Message] = []  # CPE requests the ACS acknowledged
+        self.next_id = id_base  # the cwmp:ID of the CPE's next request
         self._pending = list(requests)
         self._in_flight: m.Message | None = None
         self._refused = False  # the ACS faulted a CPE request: retry in a later session
         self._retry_count = retry_count
-        self._next_id = id_base
         self._reported: list[str] = []
         self._ns = quirks.namespace(model.profile.default_cwmp_version)
 
@@ -339,8 +339,8 @@ class CpeSession:
     # --- writing ---------------------------------------------------------------------
 
     def _request(self, message: m.Message) -> bytes:
-        ident = str(self._next_id)
-        self._next_id += 1
+        ident = str(self.next_id)
+        self.next_id += 1
         return self._render(message, ident)
 
     def _respond(self, message: m.Message, header: m.Header) -> bytes:
