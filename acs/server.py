@@ -106,9 +106,12 @@ def _xml_response(session: s.Session, message: m.Message, request_id: str | None
         xml_declaration=session.options.get("xml_declaration", True),
         hold_requests=session.options.get("hold_requests"),
     )
-    response = web.Response(body=body, headers={"Content-Type": _XML_TYPE})
-    response.set_cookie(COOKIE, session.id, path="/", httponly=True)
-    return response
+    return web.Response(body=body, headers=_headers(session))
+
+
+def _headers(session: s.Session) -> dict[str, str]:
+    # Written directly: session ids are URL-safe tokens, and http.cookies is slow.
+    return {"Content-Type": _XML_TYPE, "Set-Cookie": f"{COOKIE}={session.id}; Path=/; HttpOnly"}
 
 
 def _fault_response(
@@ -121,10 +124,8 @@ def _fault_response(
         cwmp_ns=cwmp_ns,
         xml_declaration=session.options.get("xml_declaration", True) if session else True,
     )
-    response = web.Response(body=body, headers={"Content-Type": _XML_TYPE})
-    if session is not None:
-        response.set_cookie(COOKIE, session.id, path="/", httponly=True)
-    return response
+    headers = _headers(session) if session else {"Content-Type": _XML_TYPE}
+    return web.Response(body=body, headers=headers)
 
 
 def _refuse(status: int, reason: str, text: str) -> web.Response:
@@ -226,9 +227,7 @@ class CwmpHandler:
             return self._db_failure(exc, session)
         if isinstance(reply, s.End):
             self._end(live, "ok")
-            response = web.Response(status=204)
-            response.del_cookie(COOKIE, path="/")
-            return response
+            return web.Response(status=204, headers=_END_HEADERS)
         message = reply.message
         is_rpc = not isinstance(message, _CPE_REQUEST_REPLIES)
         if is_rpc:
@@ -303,6 +302,9 @@ class CwmpHandler:
             status=503, text="database unavailable\n", headers={"Retry-After": "30"}
         )
 
+
+# Expire the session cookie with the session.
+_END_HEADERS = {"Set-Cookie": f"{COOKIE}=; Path=/; Max-Age=0"}
 
 _CPE_REQUEST_REPLIES = (
     m.InformResponse,

@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -21,18 +20,40 @@ from acs import messages as m
 from acs import session as s
 from acs import tree
 from acs import values as v
+from acs.batch import Batcher
 from acs.tasks import TaskRecord, task_id_from_key
 from schemas.sealing import Sealer, is_secret_path
 
 log = logging.getLogger("chronos.acs.store")
 
-BEGIN_SESSION = """
-WITH dev AS (
+# Informs of many devices are stored by one statement (acs.batch); each device row is
+# taken only if its lease is free, and its parameters are written only then, and only
+# those whose value changed (an unchanged value is as fresh as last_inform: see
+# inform_params). Inform bookkeeping the CPE repeats at its next Inform (periodic and
+# connection-request sessions carry only forced parameters) is committed without waiting
+# for the WAL flush; anything else (BOOT, VALUE CHANGE, ...) waits as usual. A row lock
+# held elsewhere fails the batch after lock_timeout rather than stalling every Inform;
+# the batcher then retries its devices one by one.
+BEGIN_SESSIONS = """
+WITH sync AS (
+    SELECT set_config('synchronous_commit', CASE WHEN $16 THEN 'on' ELSE 'off' END, true),
+           set_config('lock_timeout', '2s', true)
+), input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::boolean[], $8::boolean[], $9::text[], $10::text[],
+                         $11::int[], $12::text[])
+        AS i(id, oui, product_class, serial_number, manufacturer, events, boot, bootstrap,
+             cwmp_version, session_id, lease, paths)
+), dev AS (
     INSERT INTO devices AS d (id, oui, product_class, serial_number, manufacturer, last_inform,
                               last_boot, last_bootstrap, last_events, cwmp_version,
-                              session_id, session_expires)
-    VALUES ($1, $2, $3, $4, $5, now(), CASE WHEN $7 THEN now() END, CASE WHEN $8 THEN now() END,
-            $6, $9, $10, now() + make_interval(secs => $11))
+                              inform_params, session_id, session_expires)
+    SELECT i.id, i.oui, i.product_class, i.serial_number, i.manufacturer, now(),
+           CASE WHEN i.boot THEN now() END, CASE WHEN i.bootstrap THEN now() END,
+           string_to_array(i.events, E'\x1f'), i.cwmp_version,
+           string_to_array(i.paths, E'\x1f'), i.session_id,
+           now() + make_interval(secs => i.lease)
+    FROM input i ORDER BY i.id
     ON CONFLICT (id) DO UPDATE SET
         oui = EXCLUDED.oui, product_class = EXCLUDED.product_class,
         serial_number = EXCLUDED.serial_number, manufacturer = EXCLUDED.manufacturer,
@@ -40,28 +61,71 @@ WITH dev AS (
         last_boot = COALESCE(EXCLUDED.last_boot, d.last_boot),
         last_bootstrap = COALESCE(EXCLUDED.last_bootstrap, d.last_bootstrap),
         last_events = EXCLUDED.last_events, cwmp_version = EXCLUDED.cwmp_version,
+        inform_params = EXCLUDED.inform_params,
         session_id = EXCLUDED.session_id, session_expires = EXCLUDED.session_expires
     WHERE d.session_id IS NULL OR d.session_expires < now()
-    RETURNING d.options
+    RETURNING d.id, d.options
+), changed AS (
+    SELECT u.* FROM unnest($13::text[], $14::text[], $15::text[], $17::text[])
+        AS u(device_id, path, value, type)
+    JOIN dev ON dev.id = u.device_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM device_params x
+        WHERE x.device_id = u.device_id AND x.path = u.path AND x.object = false
+          AND x.value IS NOT DISTINCT FROM u.value AND x.value_type = u.type
+    )
 ), params AS (
     INSERT INTO device_params AS p (device_id, path, object, object_ts,
                                     value, value_type, value_num, value_ts)
-    SELECT $1, u.path, false, now(), u.value, u.type, u.num, now()
-    FROM unnest($12::text[], $13::text[], $14::text[], $15::numeric[]) AS u(path, value, type, num)
-    WHERE EXISTS (SELECT 1 FROM dev)
+    SELECT c.device_id, c.path, false, now(), c.value, c.type, cwmp_number(c.value, c.type),
+           now()
+    FROM changed c ORDER BY c.device_id, c.path
     ON CONFLICT (device_id, path) DO UPDATE SET
         object = false, object_ts = EXCLUDED.object_ts, value = EXCLUDED.value,
         value_type = EXCLUDED.value_type, value_num = EXCLUDED.value_num,
         value_ts = EXCLUDED.value_ts
 )
-SELECT options FROM dev
+SELECT dev.id, dev.options FROM dev, sync
 """
 
-# Open tasks a session may run now. When none are left the lease is released in the same
-# statement, so ending the session costs no extra round trip; `held` says whether the
-# lease was still ours.
+# The first look at a session's tasks, for many sessions at once. A device with none
+# gets its lease released in the same statement, so a periodic session costs no extra
+# round trip to end. The lease is soft state: no need to wait for the WAL flush.
+FIRST_TASKS = """
+WITH sync AS (
+    SELECT set_config('synchronous_commit', 'off', true), set_config('lock_timeout', '2s', true)
+), req AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) AS r(device_id, session_id, lease)
+), open AS (
+    SELECT t.device_id,
+           json_agg(json_build_object('id', t.id, 'name', t.name, 'args', t.args,
+                                      'progress', t.progress, 'retries', t.retries)
+                    ORDER BY t.id) AS tasks
+    FROM tasks t JOIN req r ON r.device_id = t.device_id
+    WHERE t.status = 'pending' AND (t.retry_at IS NULL OR t.retry_at <= now())
+      AND (t.expiry IS NULL OR t.expiry > now())
+    GROUP BY t.device_id
+), lease AS (
+    UPDATE devices d SET
+        session_id = CASE WHEN x.tasks IS NULL THEN NULL ELSE d.session_id END,
+        session_expires = CASE WHEN x.tasks IS NULL THEN NULL
+                               ELSE now() + make_interval(secs => x.lease) END
+    FROM (SELECT r.device_id, r.session_id, r.lease, o.tasks
+          FROM req r LEFT JOIN open o ON o.device_id = r.device_id) AS x
+    WHERE d.id = x.device_id AND d.session_id = x.session_id
+    RETURNING d.id
+)
+SELECT r.device_id, l.id IS NOT NULL AS held, COALESCE(o.tasks, '[]'::json) AS tasks
+FROM req r LEFT JOIN open o ON o.device_id = r.device_id
+           LEFT JOIN lease l ON l.id = r.device_id, sync
+"""
+
+# Open tasks a session may still run (not yet tried in it); with none left, the lease is
+# released in the same statement. `held` says whether the lease was still ours.
 FETCH_TASKS = """
-WITH open AS (
+WITH sync AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), open AS (
     SELECT id, name, args, progress, retries FROM tasks
     WHERE device_id = $1 AND status = 'pending'
       AND (retry_at IS NULL OR retry_at <= now())
@@ -79,6 +143,7 @@ WITH open AS (
 )
 SELECT (SELECT count(*) FROM lease) AS held,
        COALESCE((SELECT json_agg(open ORDER BY id) FROM open), '[]'::json) AS tasks
+FROM sync
 """
 
 EXTEND_LEASE = """
@@ -95,8 +160,8 @@ WHERE id = $1 AND session_id = $2
 UPSERT_VALUES = """
 INSERT INTO device_params AS p (device_id, path, object, object_ts,
                                 value, value_type, value_num, value_ts)
-SELECT $1, u.path, false, now(), u.value, u.type, u.num, now()
-FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[]) AS u(path, value, type, num)
+SELECT $1, u.path, false, now(), u.value, u.type, cwmp_number(u.value, u.type), now()
+FROM unnest($2::text[], $3::text[], $4::text[]) AS u(path, value, type)
 ON CONFLICT (device_id, path) DO UPDATE SET
     object = false, object_ts = EXCLUDED.object_ts, value = EXCLUDED.value,
     value_type = EXCLUDED.value_type, value_num = EXCLUDED.value_num,
@@ -170,6 +235,10 @@ INSERT_EVENT = "INSERT INTO device_events (device_id, kind, detail) VALUES ($1, 
 NOTIFY_TASK = "SELECT pg_notify('chronos_task', $1)"
 
 
+# Events of an Inform whose content the CPE sends again at its next Inform.
+_SOFT_EVENTS = frozenset({"2 PERIODIC", "6 CONNECTION REQUEST"})
+
+
 class LeaseLost(Exception):
     """This session no longer holds its device's lease; it must end and write nothing."""
 
@@ -181,6 +250,16 @@ def task_hex(task_id: int) -> str:
 
 def task_channel(task_id: int) -> str:
     return f"task_{task_hex(task_id)}"
+
+
+_SEP = "\x1f"  # joins lists into one text column; XML cannot carry it, so names cannot
+
+
+@dataclass(frozen=True, slots=True)
+class _Begin:
+    session_id: str
+    record: s.InformRecord
+    lease_seconds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,28 +275,34 @@ class CwmpStore:
         self.pool = pool
         self.sealer = sealer
         self.config = config
+        # Statement errors (not lost connections) are retried per item by the batcher.
+        retry = (asyncpg.PostgresError,)
+        self._informs: Batcher[_Begin, dict[str, Any] | None] = Batcher(
+            self._begin_batch, retry_alone=retry
+        )
+        self._first_fetches: Batcher[tuple[str, str, int], tuple[bool, list[Any]]] = Batcher(
+            self._first_fetch_batch, retry_alone=retry
+        )
 
     # --- values in and out ---
 
     def _value_arrays(
-        self, params: Iterable[m.ParameterValue], *, canonical: bool
-    ) -> tuple[list[str], list[str], list[str], list[Decimal | None]]:
-        """Columns for an unnest upsert: one entry per path (the last one wins)."""
+        self, params: Iterable[m.ParameterValue]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Columns for an unnest upsert (path, value, type): canonical values, secrets
+        sealed, one entry per path (the last one wins)."""
         latest: dict[str, tuple[str, str]] = {}
         for p in params:
-            if not p.name or p.name.endswith("."):
-                continue
-            value, type_ = v.canonical(p.type, p.value) if canonical else (p.value, p.type)
-            latest[p.name] = (value, type_)
-        paths, texts, types, nums = [], [], [], []
+            if p.name and not p.name.endswith("."):
+                latest[p.name] = v.canonical(p.type, p.value)
+        paths, texts, types = [], [], []
+        sealer = self.sealer
         for path, (value, type_) in latest.items():
-            num = v.numeric(type_, value)
-            secret = self.sealer is not None and value and is_secret_path(path)
             paths.append(path)
-            texts.append(self.sealer.seal(value) if secret else value)
+            secret = sealer is not None and value and is_secret_path(path)
+            texts.append(sealer.seal(value) if secret else value)  # type: ignore[union-attr]
             types.append(type_)
-            nums.append(num)
-        return paths, texts, types, nums
+        return paths, texts, types
 
     # --- session lifecycle ---
 
@@ -225,38 +310,74 @@ class CwmpStore:
         self, session_id: str, record: s.InformRecord, lease_seconds: int
     ) -> dict[str, Any] | None:
         """Store an Inform and take the device's lease; None if another session has it."""
-        inform = record.inform
-        events = [e.event_code for e in inform.events]
-        ident = inform.device_id
-        arrays = self._value_arrays(inform.parameters, canonical=True)
-        row = await self.pool.fetchrow(
-            BEGIN_SESSION,
-            record.device_id,
-            ident.oui,
-            ident.product_class,
-            ident.serial_number,
-            ident.manufacturer,
-            events,
-            "1 BOOT" in events,
-            "0 BOOTSTRAP" in events,
-            record.cwmp_ns.rpartition(":")[2],
-            session_id,
-            lease_seconds,
-            *arrays,
-        )
-        return None if row is None else row["options"]
+        return await self._informs.submit(_Begin(session_id, record, lease_seconds))
+
+    async def _begin_batch(self, batch: Sequence[_Begin]) -> list[dict[str, Any] | None]:
+        rows = await self.pool.fetch(BEGIN_SESSIONS, *self.begin_arguments(batch))
+        taken = {r["id"]: r["options"] for r in rows}
+        return [taken.get(item.record.device_id) for item in batch]
+
+    def begin_arguments(self, batch: Sequence[_Begin]) -> tuple[Any, ...]:
+        """BEGIN_SESSIONS' arguments: a column per device field, a column per param field."""
+        cols: list[list[Any]] = [[] for _ in range(12)]
+        p_dev: list[str] = []
+        p_path: list[str] = []
+        p_value: list[str] = []
+        p_type: list[str] = []
+        sync = False
+        for item in batch:
+            inform = item.record.inform
+            ident = inform.device_id
+            events = [e.event_code for e in inform.events]
+            sync = sync or not _SOFT_EVENTS.issuperset(events)
+            paths, texts, types = self._value_arrays(inform.parameters)
+            row = (
+                item.record.device_id,
+                ident.oui,
+                ident.product_class,
+                ident.serial_number,
+                ident.manufacturer,
+                _SEP.join(events),
+                "1 BOOT" in events,
+                "0 BOOTSTRAP" in events,
+                item.record.cwmp_ns.rpartition(":")[2],
+                item.session_id,
+                item.lease_seconds,
+                _SEP.join(paths),
+            )
+            for col, value in zip(cols, row, strict=True):
+                col.append(value)
+            p_dev.extend([item.record.device_id] * len(paths))
+            p_path.extend(paths)
+            p_value.extend(texts)
+            p_type.extend(types)
+        return (*cols, p_dev, p_path, p_value, sync, p_type)
 
     async def fetch_tasks(
         self, device_id: str, session_id: str, exclude: Iterable[int], lease_seconds: int
     ) -> list[TaskRecord]:
         """Open tasks to run now; with none left, the lease is released."""
-        row = await self.pool.fetchrow(
-            FETCH_TASKS, device_id, session_id, list(exclude), lease_seconds
-        )
-        assert row is not None
-        if not row["held"]:
+        excluded = list(exclude)
+        if not excluded:
+            held, tasks = await self._first_fetches.submit((device_id, session_id, lease_seconds))
+        else:
+            row = await self.pool.fetchrow(
+                FETCH_TASKS, device_id, session_id, excluded, lease_seconds
+            )
+            assert row is not None
+            held, tasks = row["held"], row["tasks"]
+        if not held:
             raise LeaseLost(device_id)
-        return [_task_record(t) for t in row["tasks"]]
+        return [_task_record(t) for t in tasks]
+
+    async def _first_fetch_batch(
+        self, batch: Sequence[tuple[str, str, int]]
+    ) -> list[tuple[bool, list[Any]]]:
+        rows = await self.pool.fetch(
+            FIRST_TASKS, [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch]
+        )
+        found = {r["device_id"]: (r["held"], r["tasks"]) for r in rows}
+        return [found.get(b[0], (False, [])) for b in batch]
 
     async def release(self, device_id: str, session_id: str) -> None:
         await self.pool.execute(RELEASE_LEASE, device_id, session_id)
@@ -298,9 +419,7 @@ class CwmpStore:
                 [n.writable for n in update.nodes],
             )
         if update.values:
-            await conn.execute(
-                UPSERT_VALUES, device_id, *self._value_arrays(update.values, canonical=True)
-            )
+            await conn.execute(UPSERT_VALUES, device_id, *self._value_arrays(update.values))
         if update.attributes:
             await conn.execute(
                 UPSERT_ATTRIBUTES,

@@ -131,10 +131,10 @@ def canonical(type_: str, text: str) -> tuple[str, str]:
         return (format_datetime(parsed), type_) if parsed else (text, STRING)
     if type_ == "xsd:decimal":
         try:
-            Decimal(stripped)
+            number = Decimal(stripped)
         except InvalidOperation:
             return text, STRING
-        return stripped, type_
+        return (stripped, type_) if number.is_finite() else (text, STRING)
     return stripped, type_
 
 

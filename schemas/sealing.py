@@ -8,6 +8,7 @@ discloses none of them. Pure computation: the key comes from configuration.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -21,6 +22,7 @@ class SealingError(ValueError):
     """A sealed value that this key cannot open (wrong key, or damaged data)."""
 
 
+@lru_cache(maxsize=65536)
 def is_secret_path(path: str) -> bool:
     """Whether a parameter path names a credential (by its last segment)."""
     return bool(_SECRET_NAME.search(path.rpartition(".")[2]))

@@ -1,5 +1,9 @@
 -- CPE management: devices and their parameter trees, tasks, faults, connection requests,
 -- API tokens. Paths use the "C" collation so a subtree is one index range scan.
+--
+-- Every Inform rewrites its device row (last_inform, the session lease). No index covers
+-- those columns and the table leaves free space in each page, so the rewrite is a HOT
+-- update that touches no index; `_lastInform` queries scan instead.
 
 CREATE TABLE devices (
     id              text PRIMARY KEY,
@@ -13,15 +17,16 @@ CREATE TABLE devices (
     last_boot       timestamptz,
     last_bootstrap  timestamptz,
     last_events     text[] NOT NULL DEFAULT '{}',
+    -- paths the last Inform carried: their values are as fresh as last_inform
+    inform_params   text[] NOT NULL DEFAULT '{}',
     cwmp_version    text,
     -- per-device quirks, e.g. {"xml_declaration": false, "boolean_style": "digit"}
     options         jsonb NOT NULL DEFAULT '{}',
     -- the session lease: one CWMP session per device across every ACS process
     session_id      text,
     session_expires timestamptz
-);
+) WITH (fillfactor = 70);
 CREATE INDEX devices_tags ON devices USING gin (tags);
-CREATE INDEX devices_last_inform ON devices (last_inform);
 CREATE INDEX devices_serial ON devices (serial_number);
 
 CREATE TABLE device_params (
@@ -34,12 +39,24 @@ CREATE TABLE device_params (
     value         text,                        -- lexical form; sealed when secret
     value_type    text,
     value_num     numeric,                     -- numbers, and dateTime as epoch ms
-    value_ts      timestamptz,
+    value_ts      timestamptz,                 -- when the value last came from the CPE
     notification  smallint,
     access_list   text[],
     attributes_ts timestamptz,
     PRIMARY KEY (device_id, path)
-);
+) WITH (fillfactor = 80);
+-- The number a stored value orders by: integer and decimal types, and dateTime as epoch
+-- milliseconds. Values arrive in canonical form (acs.values.canonical), so casts hold.
+CREATE FUNCTION cwmp_number(value text, type text) RETURNS numeric
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN value IS NULL OR left(value, 7) = 'sealed:' THEN NULL
+        WHEN type IN ('xsd:int', 'xsd:unsignedInt', 'xsd:long', 'xsd:unsignedLong',
+                      'xsd:decimal') THEN value::numeric
+        WHEN type = 'xsd:dateTime' THEN round(extract(epoch FROM value::timestamptz) * 1000)
+    END
+$$;
+
 -- Queries match on (path, value); values can be long, so the index holds a prefix.
 CREATE INDEX device_params_value ON device_params (path, left(value, 256));
 CREATE INDEX device_params_num ON device_params (path, value_num) WHERE value_num IS NOT NULL;
