@@ -1,0 +1,160 @@
+"""GET /api/v1/openapi.json: the API described for clients and for schema-based testing.
+
+Task body schemas come from the pydantic models that validate them, so the document
+cannot drift from what the server accepts.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+
+from schemas.tasks import TASK_ADAPTER
+
+_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+            "required": ["code", "message"],
+        }
+    },
+}
+
+
+def _op(summary: str, params: list[str] = (), body: str | None = None, **responses: str) -> dict:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [_PARAMS[p] for p in params],
+        "responses": {code.lstrip("_"): {"description": text} for code, text in responses.items()},
+    }
+    op["responses"].setdefault("401", {"description": "no valid API token"})
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+    return op
+
+
+def _query_param(name: str, description: str, type_: str = "string") -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": type_},
+        "description": description,
+    }
+
+
+def _path_param(name: str, description: str) -> dict:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+_PARAMS = {
+    "query": _query_param("query", "MongoDB-style JSON filter, as GenieACS"),
+    "projection": _query_param("projection", "comma-separated paths to return"),
+    "sort": _query_param("sort", 'JSON object, e.g. {"_lastInform": -1}'),
+    "skip": _query_param("skip", "items to skip", "integer"),
+    "limit": _query_param("limit", "most items to return", "integer"),
+    "connection_request": _query_param("connection_request", "wake the device now"),
+    "timeout": _query_param("timeout", "ms to wait for the device's session", "integer"),
+    "id": _path_param("id", "device id (percent-encoded) or task id"),
+    "tag": _path_param("tag", "tag"),
+}
+_LIST = ["query", "projection", "sort", "skip", "limit"]
+
+
+@cache
+def document() -> dict[str, Any]:
+    schema = TASK_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.pop("$defs", {})
+    components["Task"] = schema
+    components["Error"] = _ERROR
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ChronosConnect API", "version": "1"},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},
+            },
+        },
+        "security": [{"bearer": []}, {"basic": []}],
+        "paths": {
+            "/devices/": {
+                "get": _op("Devices matching a query", _LIST, _200="device documents; header total")
+            },
+            "/devices/{id}": {"delete": _op("Delete a device", ["id"], _200="deleted")},
+            "/devices/{id}/tasks": {
+                "post": _op(
+                    "Queue a task, optionally waking the device",
+                    ["id", "connection_request", "timeout"],
+                    "Task",
+                    _200="task done",
+                    _202="task queued (reason phrase says why it did not run)",
+                    _400="invalid task",
+                    _404="no such device",
+                )
+            },
+            "/devices/{id}/tags/{tag}": {
+                "post": _op("Tag a device", ["id", "tag"], _200="tagged", _404="no such device"),
+                "delete": _op("Untag a device", ["id", "tag"], _200="untagged"),
+            },
+            "/tasks/": {"get": _op("Open tasks", _LIST, _200="task documents; header total")},
+            "/tasks/{id}": {"delete": _op("Delete a task", ["id"], _200="deleted", _404="none")},
+            "/tasks/{id}/retry": {
+                "post": _op("Clear a task's fault and retry", ["id"], _200="ok", _404="none")
+            },
+            "/faults/": {"get": _op("Faults", _LIST, _200="fault documents; header total")},
+            "/faults/{id}": {"delete": _op("Delete a fault (and its task)", ["id"], _200="ok")},
+            "/api/v1/tasks/{id}": {
+                "get": _op("A task with status, fault and result", ["id"], _200="task", _404="none")
+            },
+            "/api/v1/devices/{id}/connection-requests": {
+                "get": _op("Recent connection requests", ["id"], _200="outcomes", _404="none")
+            },
+            "/api/v1/devices/{id}/connection-request": {
+                "post": _op("Wake a device", ["id"], _200="woken", _504="no answer", _404="none")
+            },
+            "/health": {
+                "get": {
+                    "summary": "Process serves",
+                    "security": [],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            },
+            "/ready": {
+                "get": {
+                    "summary": "Database reachable",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+        },
+    }
+
+
+async def serve(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", serve)
