@@ -8,6 +8,7 @@ arrive percent-decoded once, as GenieACS expects (`%252D` in the URL is `%2D` in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -71,7 +72,8 @@ TASK_COLUMNS = """id, device_id, name, body, status, created, expiry, retries,
     result, completed"""
 TASK_BY_ID = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"
 TASK_STATE = """
-SELECT t.status, EXISTS (SELECT 1 FROM faults f WHERE f.task_id = t.id) AS faulted
+SELECT t.status, EXISTS (SELECT 1 FROM faults f WHERE f.task_id = t.id) AS faulted,
+       (SELECT d.session_id IS NOT NULL FROM devices d WHERE d.id = $2) AS busy
 FROM tasks t WHERE t.id = $1
 """
 DEVICE_SESSION = "SELECT last_inform, session_id IS NOT NULL AS busy FROM devices WHERE id = $1"
@@ -287,20 +289,15 @@ async def create_task(request: web.Request) -> web.Response:
     )
     if not wants_cr:
         return web.json_response(doc, status=202)
-    waiter = request.app[WAITER]
-    outcome_future = waiter.expect(row["id"])
-    try:
-        started = time.monotonic()
-        since = await pool.fetchval("SELECT now()")
-        outcome = await connection_request(request.app, device)
-        if not outcome.ok:
-            return web.json_response(doc, status=202, reason=_reason(outcome.detail))
-        remaining = max(0.0, timeout_ms / 1000 - (time.monotonic() - started))
-        if not await _session_started(pool, device, since, remaining):
-            return web.json_response(doc, status=202, reason="Task queued but not processed")
-        status = await _task_outcome(pool, row["id"], outcome_future)
-    finally:
-        waiter.forget(row["id"], outcome_future)
+    started = time.monotonic()
+    since = await pool.fetchval("SELECT now()")
+    outcome = await connection_request(request.app, device)
+    if not outcome.ok:
+        return web.json_response(doc, status=202, reason=_reason(outcome.detail))
+    remaining = max(0.0, timeout_ms / 1000 - (time.monotonic() - started))
+    if not await _session_started(pool, device, since, remaining):
+        return web.json_response(doc, status=202, reason="Task queued but not processed")
+    status = await _task_outcome(request.app, device, row["id"])
     if status == "done":
         return web.json_response(doc, status=200)
     if status == "fault":
@@ -352,27 +349,33 @@ async def _session_started(
         await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
-async def _task_outcome(pool: asyncpg.Pool, task_id: int, future: asyncio.Future[str]) -> str:
-    """'done', 'fault', or 'pending' when the session ended without settling it."""
+async def _task_outcome(app: web.Application, device: str, task_id: int) -> str:
+    """'done', 'fault', or 'pending' once the device's session ended without settling the
+    task (or SESSION_END_WAIT passed). A download waiting for its TransferComplete is
+    waited for within the same bound."""
+    pool, waiter = app[POOL], app[WAITER]
     deadline = time.monotonic() + SESSION_END_WAIT
     while True:
-        row = await pool.fetchrow(TASK_STATE, task_id)
-        if row is None:
-            return "pending"  # deleted meanwhile
-        if row["status"] == "done":
-            return "done"
-        if row["faulted"]:
-            return "fault"
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return "pending"
+        future = waiter.expect(task_id)
         try:
-            async with asyncio.timeout(min(remaining, 1.0)):
-                await asyncio.shield(future)
-        except TimeoutError:
-            continue
-        if future.done():
-            return "done" if future.result() == "done" else "fault"
+            row = await pool.fetchrow(TASK_STATE, task_id, device)
+            if row is None:
+                return "pending"  # deleted meanwhile
+            if row["status"] == "done":
+                return "done"
+            if row["faulted"]:
+                return "fault"
+            if row["status"] == "pending" and not row["busy"]:
+                return "pending"  # the session is over and did not run it
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "pending"
+            # Woken by the task's notification; the session's end is polled for.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.2)):
+                    await future
+        finally:
+            waiter.forget(task_id, future)
 
 
 async def connection_request(app: web.Application, device: str) -> connreq.Outcome:

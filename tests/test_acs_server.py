@@ -267,6 +267,25 @@ async def test_spv_fault_is_stored_naming_parameters_and_retried_later(
     assert await cpe.post(b"") == (204, b"")
 
 
+async def test_per_device_options_shape_what_the_acs_writes(cpe: Cpe, pool: asyncpg.Pool) -> None:
+    await pool.execute(
+        "INSERT INTO devices (id, oui, serial_number, options) VALUES ('00AA11-Box-O', '00AA11', 'O', $1)",
+        {"hold_requests": True, "xml_declaration": False, "boolean_style": "digit"},
+    )
+    await pool.execute(
+        "INSERT INTO tasks (device_id, name, body, args) VALUES ('00AA11-Box-O', 'setParameterValues', '{}', $1)",
+        {"values": [["A.Enable", "true", "xsd:boolean"]]},
+    )
+    status, body = await cpe.post(soap.encode(inform("O"), id="1"))
+    assert status == 200 and not body.startswith(b"<?xml")
+    status, body = await cpe.post(b"")
+    assert b'<cwmp:HoldRequests soap-env:mustUnderstand="1">1</cwmp:HoldRequests>' in body
+    env = soap.decode(body)
+    assert env.body.parameters == (m.ParameterValue("A.Enable", "1", "xsd:boolean"),)  # type: ignore[union-attr]
+    assert await cpe.post(soap.encode(m.SetParameterValuesResponse(0), id="2")) == (204, b"")
+    assert await pool.fetchval("SELECT value FROM device_params WHERE path = 'A.Enable'") == "true"
+
+
 async def test_secret_values_are_sealed_at_rest(cpe: Cpe, pool: asyncpg.Pool) -> None:
     path = f"{IGD}.ManagementServer.ConnectionRequestPassword"
     await cpe.message(inform("S", m.ParameterValue(path, "hunter2")))

@@ -528,3 +528,106 @@ async def test_openapi_document_describes_the_task_bodies(stack: Stack) -> None:
     assert r.status == 200 and r.body["openapi"].startswith("3.")
     assert "SetParameterValuesTask" in r.body["components"]["schemas"]
     assert "/devices/{id}/tasks" in r.body["paths"]
+
+
+# --- the rest of the RPC set, through tasks --------------------------------------------------
+
+
+async def post_now(stack: Stack, cpe: SimulatedCpe, body: dict[str, Any]) -> Reply:
+    return await stack.api(
+        "POST", f"/devices/{url_id(cpe.device_id)}/tasks?timeout=3000&connection_request", data=body
+    )
+
+
+async def task_view(stack: Stack, reply: Reply) -> dict[str, Any]:
+    return (await stack.api("GET", f"/api/v1/tasks/{reply.body['_id']}")).body
+
+
+async def test_download_by_url_completes_on_transfer_complete(
+    stack: Stack, cpe: SimulatedCpe
+) -> None:
+    from aiohttp import web
+
+    firmware = b"\x7fFIRMWARE" * 1000
+
+    async def serve_file(request: web.Request) -> web.Response:
+        return web.Response(body=firmware, content_type="application/octet-stream")
+
+    files = web.Application()
+    files.router.add_get("/fw/{name}", serve_file)
+    async with serving(files) as base:
+        r = await post_now(
+            stack,
+            cpe,
+            {
+                "name": "download",
+                "url": f"{base}/fw/HG-4.2.0.bin",
+                "fileType": "1 Firmware Upgrade Image",
+                "fileSize": len(firmware),
+            },
+        )
+    assert r.status == 200, r.reason
+    view = await task_view(stack, r)
+    assert view["status"] == "done" and view["result"]["faultCode"] == 0
+    events = await stack.pool.fetch(
+        "SELECT kind FROM device_events WHERE device_id = $1", cpe.device_id
+    )
+    assert [e["kind"] for e in events] == ["TransferComplete"]
+
+
+async def test_download_that_fails_on_the_cpe_faults_the_task(
+    stack: Stack, cpe: SimulatedCpe
+) -> None:
+    r = await post_now(stack, cpe, {"name": "download", "url": "http://127.0.0.1:9/missing.bin"})
+    assert (r.status, r.reason) == (202, "Task faulted")
+    fault = (await task_view(stack, r))["fault"]
+    assert fault["code"].startswith("cwmp.90")
+
+
+async def test_attributes_names_methods_and_schedule_inform(
+    stack: Stack, cpe: SimulatedCpe
+) -> None:
+    ssid = f"{IGD}.LANDevice.1.WLANConfiguration.1.SSID"
+    r = await post_now(
+        stack,
+        cpe,
+        {"name": "setParameterAttributes", "parameterAttributes": [[ssid, 2, ["Subscriber"]]]},
+    )
+    assert r.status == 200
+    r = await post_now(stack, cpe, {"name": "getParameterAttributes", "parameterNames": [ssid]})
+    assert r.status == 200
+    row = await stack.pool.fetchrow(
+        "SELECT notification, access_list FROM device_params WHERE device_id = $1 AND path = $2",
+        cpe.device_id,
+        ssid,
+    )
+    assert (row["notification"], row["access_list"]) == (2, ["Subscriber"])
+    r = await post_now(
+        stack,
+        cpe,
+        {"name": "getParameterNames", "parameterPath": f"{IGD}.LANDevice.1.", "nextLevel": True},
+    )
+    assert r.status == 200 and (await task_view(stack, r))["result"]["parameters"] > 3
+    r = await post_now(stack, cpe, {"name": "getRPCMethods"})
+    assert "SetParameterValues" in (await task_view(stack, r))["result"]["methods"]
+    n = cpe.session_count
+    r = await post_now(stack, cpe, {"name": "scheduleInform", "delaySeconds": 1})
+    assert r.status == 200
+    async with asyncio.timeout(10):
+        record = await cpe.wait_for_session(lambda s: "3 SCHEDULED" in s.events, after=n)
+    assert "M ScheduleInform" in record.events
+
+
+async def test_refresh_of_the_whole_tree_discovers_every_parameter(
+    stack: Stack, cpe: SimulatedCpe
+) -> None:
+    r = await post_now(stack, cpe, {"name": "refreshObject", "objectName": ""})
+    assert r.status == 200
+    stored = await stack.pool.fetchval(
+        "SELECT count(*) FROM device_params WHERE device_id = $1 AND NOT object AND value IS NOT NULL",
+        cpe.device_id,
+    )
+    leaves = [
+        p.name for p in cpe.datamodel.get_parameter_names("", False) if not p.name.endswith(".")
+    ]
+    assert stored == len(leaves) > 300
