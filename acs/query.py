@@ -31,13 +31,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property
 from typing import Literal, Protocol
 
 from acs.query_regex import Regex, RegexError, compile_regex, wildcard_source
 from acs.query_scalars import MAX_DIGITS, date_string, epoch_ms, numeric_string
-from acs.values import BOOLEAN, DATETIME, NUMERIC_TYPES, numeric
+from acs.values import BOOLEAN, DATETIME, NUMERIC_TYPES, parse_datetime
 
 MAX_DEPTH = 16
 MAX_CLAUSES = 256
@@ -591,6 +591,7 @@ def parse_sort(obj: object, policy: QueryPolicy = DEVICES) -> list[SortKey]:
 # ---------------------------------------------------------------------------------------
 # Evaluation in Python.
 
+SEALED = "sealed:"  # secrets at rest (schemas.sealing); cwmp_number ignores them too
 _RANK: dict[str, int] = {"number": 1, "string": 2, "boolean": 3, "date": 4}
 _NO_TYPE_BRACKET = NUMERIC_TYPES | {BOOLEAN, DATETIME}
 Typed = tuple[tuple[Kind, object], ...]
@@ -608,18 +609,41 @@ class ParamView:
 
     @cached_property
     def typed_value(self) -> Typed:
-        """`_value` in its MongoDB bracket: dateTime as epoch ms, like `value_num`."""
+        """`_value` in its MongoDB bracket; numbers and dates as `value_num` holds them."""
         value, type_ = self.value, self.type
-        if value is None:
-            return ()
+        if value is None or value.startswith(SEALED):
+            return ()  # a sealed secret exists, but its value is not there to compare
         if type_ is None or type_ not in _NO_TYPE_BRACKET:
             return (("string", value),)
         if type_ == BOOLEAN:
             return (("boolean", value == "true"),) if value in ("true", "false") else ()
-        number = numeric(type_, value)
+        number = stored_number(type_, value)
         if number is None:
             return ()
         return (("date" if type_ == DATETIME else "number", number),)
+
+
+def stored_number(type_: str, value: str) -> Decimal | None:
+    """What the `cwmp_number` SQL function stores in `value_num`, computed in Python.
+
+    Integers and decimals as written; dateTime as epoch milliseconds rounded half away
+    from zero; sealed secrets and anything unparsable give None. A NaN decimal sorts
+    above every number in PostgreSQL, which Infinity reproduces for finite query values.
+    """
+    if type_ == DATETIME:
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return None
+        return epoch_ms(parsed).to_integral_value(rounding=ROUND_HALF_UP)
+    if type_ not in NUMERIC_TYPES or value.startswith(SEALED):
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    if number.is_snan():
+        return None
+    return Decimal("Infinity") if number.is_nan() else number
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,14 @@ def test_negations_match_devices_without_the_parameter() -> None:
     assert not matches({"X": {"$exists": False}}, other)
 
 
+def test_sealed_secrets_exist_but_match_no_value() -> None:
+    secret = device(X=ParamView("sealed:v1:gAAAAB", "xsd:string"))
+    assert matches({"X": {"$exists": True}}, secret)
+    assert not matches({"X": "sealed*"}, secret)
+    assert not matches({"X": {"$gte": ""}}, secret)
+    assert matches({"X": {"$ne": "sealed:v1:gAAAAB"}}, secret)
+
+
 def test_strings_order_bytewise_and_regexes_only_see_strings() -> None:
     b = device(X=ParamView("B", "xsd:string"))
     assert matches({"X": {"$lt": "a"}}, b)  # 'B' < 'a' by code point, as MongoDB
