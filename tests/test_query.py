@@ -30,6 +30,7 @@ from acs.query import (
     sort_devices,
 )
 from acs.query_regex import compile_regex
+from acs.query_scalars import js_number, parse_date
 
 SW = "InternetGatewayDevice.DeviceInfo.SoftwareVersion"
 MAC = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.MACAddress"
@@ -216,6 +217,43 @@ def test_null_in_operators_follows_mongodb() -> None:
     assert parse_device_query({"X": {"$gte": None}}) == Not(Exists(x))
     assert parse_device_query({"X": {"$gt": None}}) == FALSE
     assert parse_device_query({"X": {"$ne": None}}) == Exists(x)
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("2", Decimal(2)),
+        (" 1 ", Decimal(1)),
+        ("", Decimal(0)),
+        ("0x10", Decimal(16)),
+        ("0b101", Decimal(5)),
+        ("-1.5e2", Decimal(-150)),
+        ("1e999", Decimal("Infinity")),
+        ("1abc", None),
+        ("+0x10", None),
+    ],
+)
+def test_javascript_number_coercion_for_task_and_fault_fields(
+    text: str, number: Decimal | None
+) -> None:
+    assert js_number(text) == number
+
+
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("2017", at(2017, 1, 1)),
+        ("1970-01-01", at(1970, 1, 1)),
+        ("11-Dec-2017", at(2017, 12, 11)),
+        ("December 11, 2017 1:16 PM", at(2017, 12, 11, 13, 16)),
+        ("2017-12-11 13:16:23 EST", at(2017, 12, 11, 18, 16, 23)),
+        ("2017-12-11T24:00", None),
+        ("Version 2017-12-11", None),  # V8 accepts this; our grammar does not
+        ("13/01/2017", None),
+    ],
+)
+def test_date_strings_for_task_and_fault_fields(text: str, date: datetime | None) -> None:
+    assert parse_date(text) == date
 
 
 # ---------------------------------------------------------------------------------------
