@@ -48,7 +48,6 @@ _DATETIME_RE = re.compile(
     r"(?P<y>-?\d{4,})-(?P<mo>\d\d)-(?P<d>\d\d)T(?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
     r"(?:\.(?P<f>\d+))?(?P<tz>Z|[+-]\d\d:?\d\d)?"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def normalize_type(raw: str | None) -> str:
@@ -136,21 +135,6 @@ def canonical(type_: str, text: str) -> tuple[str, str]:
             return text, STRING
         return (stripped, type_) if number.is_finite() else (text, STRING)
     return stripped, type_
-
-
-def numeric(type_: str, value: str) -> Decimal | None:
-    """The number a stored value orders by: integers, decimals, dateTime as epoch ms."""
-    if type_ in NUMERIC_TYPES:
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            return None
-    if type_ == DATETIME:
-        parsed = parse_datetime(value)
-        if parsed is None:
-            return None
-        return Decimal(int((parsed - _EPOCH).total_seconds() * 1000))
-    return None
 
 
 def to_json(type_: str, value: str) -> object:
