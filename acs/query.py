@@ -603,6 +603,8 @@ class ParamView:
 
     value: str | None = None
     type: str | None = None
+    # When the value last came from the CPE: for a value the last Inform carried
+    # unchanged, that Inform's time (the store rewrites changed values only).
     value_ts: datetime | None = None
     writable: bool | None = None
     object: bool | None = None

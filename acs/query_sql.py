@@ -168,6 +168,10 @@ def _ms(value: Scalar) -> Decimal:
     return epoch_ms(value)
 
 
+# A value the device's last Inform carried unchanged is as fresh as that Inform (only
+# changed values are rewritten: see acs.store).
+_VALUE_TS = "GREATEST(p.value_ts, CASE WHEN p.path = ANY(d.inform_params) THEN d.last_inform END)"
+
 _PARAM_SLOTS: dict[str, dict[Kind, _Slot]] = {
     "_value": {
         "string": _Slot("p.value", "text", _STRING_GUARD, collate=True, prefix_index=True),
@@ -181,7 +185,7 @@ _PARAM_SLOTS: dict[str, dict[Kind, _Slot]] = {
             collate=True,
         ),
     },
-    "_timestamp": {"date": _Slot("p.value_ts", "timestamptz")},
+    "_timestamp": {"date": _Slot(_VALUE_TS, "timestamptz")},
     "_writable": {"boolean": _Slot("p.writable", "boolean")},
     "_object": {"boolean": _Slot("p.object", "boolean")},
     "_type": {"string": _Slot("p.value_type", "text", collate=True)},
@@ -333,7 +337,7 @@ _RANK = (
     " ELSE 2 END"
 )
 _PARAM_ORDER = {
-    "_timestamp": "p.value_ts",
+    "_timestamp": _VALUE_TS,
     "_writable": "p.writable",
     "_object": "p.object",
     "_type": 'p.value_type COLLATE "C"',

@@ -631,3 +631,25 @@ async def test_refresh_of_the_whole_tree_discovers_every_parameter(
         p.name for p in cpe.datamodel.get_parameter_names("", False) if not p.name.endswith(".")
     ]
     assert stored == len(leaves) > 300
+
+
+async def test_an_unchanged_inform_value_is_as_fresh_as_the_inform(
+    stack: Stack, cpe: SimulatedCpe
+) -> None:
+    """Only changed values are rewritten, yet queries see every Inform value as fresh."""
+    path = f"{IGD}.DeviceInfo.SoftwareVersion"
+    written = await stack.pool.fetchval("SELECT value_ts FROM device_params WHERE path = $1", path)
+    since = (await stack.pool.fetchval("SELECT now()")).isoformat()
+    assert (
+        await stack.api("POST", f"/devices/{url_id(cpe.device_id)}/tasks?connection_request")
+    ).status == 200
+    async with asyncio.timeout(10):
+        await cpe.wait_for_session(lambda s: "6 CONNECTION REQUEST" in s.events and s.ok)
+    assert (
+        await stack.pool.fetchval("SELECT value_ts FROM device_params WHERE path = $1", path)
+        == written
+    )
+    r = await stack.api(
+        "GET", f"/devices/?query={q({path + '._timestamp': {'$gte': since}})}&projection=_id"
+    )
+    assert [d["_id"] for d in r.body] == [cpe.device_id]
