@@ -84,10 +84,17 @@ def _repair(data: bytes) -> bytes | None:
     return None if fixed == data else fixed
 
 
-def _local(tag: object) -> str:
-    if not isinstance(tag, str):
-        return ""
-    return tag[tag.rfind("}") + 1 :]
+class _LocalNames(dict[object, str]):
+    """Local names by tag ("{ns}Name" -> "Name"), remembered: CWMP reuses few tags."""
+
+    def __missing__(self, tag: object) -> str:
+        name = tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
+        if len(self) < 4096:  # a peer must not grow it without bound
+            self[tag] = name
+        return name
+
+
+_local = _LocalNames().__getitem__
 
 
 def _children(el: etree._Element) -> dict[str, etree._Element]:
@@ -133,19 +140,34 @@ def _time(el: etree._Element | None) -> datetime | None:
     return parse_datetime(_text(el)) if el is not None else None
 
 
+_XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+
+
 def _type_attr(el: etree._Element) -> str | None:
+    found = el.get(_XSI_TYPE)  # the common case, looked up in C
+    if found is not None:
+        return found
     for key, value in el.attrib.items():
         if key == "type" or key.endswith("}type"):
             return value
     return None
 
 
+def _name_value(struct: etree._Element) -> tuple[etree._Element | None, etree._Element | None]:
+    """A struct's Name and Value elements; the usual exact shape is taken without a dict."""
+    if len(struct) == 2:
+        first, second = struct[0], struct[1]
+        if _local(first.tag) == "Name" and _local(second.tag) == "Value":
+            return first, second
+    fields = _children(struct)
+    return fields.get("Name"), fields.get("Value")
+
+
 def _parameter_values(el: etree._Element | None) -> tuple[m.ParameterValue, ...]:
     out = []
     for struct in _elements(el):
-        fields = _children(struct)
-        name = _name(fields.get("Name"))
-        value_el = fields.get("Value")
+        name_el, value_el = _name_value(struct)
+        name = _name(name_el)
         if value_el is None:
             out.append(m.ParameterValue(name, "", "xsd:string"))
             continue

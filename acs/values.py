@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 STRING = "xsd:string"
 BOOLEAN = "xsd:boolean"
@@ -50,6 +51,7 @@ _DATETIME_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=1024)
 def normalize_type(raw: str | None) -> str:
     """`xsd:string(256)`, `xs:int`, ` unsignedInt ` -> canonical `xsd:` names."""
     if not raw:

@@ -66,7 +66,7 @@ async def create_token(conn: asyncpg.Connection | asyncpg.Pool, name: str, role:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     token = new_token()
     await conn.fetchval(INSERT_TOKEN, name, role, hash_token(token))
-    log.info("api token created", extra={"name": name, "role": role})
+    log.info("api token created", extra={"label": name, "role": role})
     return token
 
 
