@@ -190,28 +190,28 @@ async def cmd_up(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_acs(config: Config, args: argparse.Namespace) -> int:
+AppBuilder = Callable[[Database, Config, Sealer], web.Application]
+
+
+async def _run_role(config: Config, name: str, build: AppBuilder, host: str, port: int) -> int:
+    """One role alone against the configured PostgreSQL, until SIGINT or SIGTERM."""
     sealer = _secret_key(config, create=False)
     async with _database(config, embedded_allowed=False) as db:
-        runner = await _serve(_acs_app(db, config, sealer), config.acs.host, config.acs.port)
-        log.info("acs listening", extra={"url": _url(config.acs.host, config.acs.port)})
+        runner = await _serve(build(db, config, sealer), host, port)
+        log.info(f"{name} listening", extra={"url": _url(host, port)})
         try:
             await _until_stopped()
         finally:
             await runner.cleanup()
     return 0
+
+
+async def cmd_acs(config: Config, args: argparse.Namespace) -> int:
+    return await _run_role(config, "acs", _acs_app, config.acs.host, config.acs.port)
 
 
 async def cmd_controller(config: Config, args: argparse.Namespace) -> int:
-    sealer = _secret_key(config, create=False)
-    async with _database(config, embedded_allowed=False) as db:
-        runner = await _serve(_api_app(db, config, sealer), config.api.host, config.api.port)
-        log.info("api listening", extra={"url": _url(config.api.host, config.api.port)})
-        try:
-            await _until_stopped()
-        finally:
-            await runner.cleanup()
-    return 0
+    return await _run_role(config, "api", _api_app, config.api.host, config.api.port)
 
 
 async def cmd_migrate(config: Config, args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -122,6 +122,22 @@ async def wait_for_lease_expiry(pool: asyncpg.Pool, device_id: str) -> None:
             await asyncio.sleep(0.1)
 
 
+async def crash_and_recover(
+    acs: AcsProcess, cpe: SimulatedCpe, pool: asyncpg.Pool, recovered: Callable[[Any], bool]
+) -> Any:
+    """Wake the CPE into a session the ACS dies in; restart the ACS; wake it again and
+    return the first later session that satisfies `recovered`."""
+    n = cpe.session_count
+    cpe.connection_request()
+    async with asyncio.timeout(10):
+        assert not (await cpe.wait_for_session(after=n)).ok
+    await acs.start()
+    await wait_for_lease_expiry(pool, cpe.device_id)
+    cpe.connection_request()
+    async with asyncio.timeout(20):
+        return await cpe.wait_for_session(recovered, after=n + 1)
+
+
 async def add_task(pool: asyncpg.Pool, device_id: str, name: str, args: dict[str, Any]) -> int:
     return await pool.fetchval(
         "INSERT INTO tasks (device_id, name, body, args) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -169,15 +185,7 @@ async def test_rpc_lost_with_the_acs_is_sent_again_and_done_once(
     path = f"{IGD}.DeviceInfo.UpTime"
     task = await add_task(pool, cpe.device_id, "getParameterValues", {"names": [path]})
     calls = kill_when(monkeypatch, acs, m.GetParameterValues)
-    n = cpe.session_count
-    cpe.connection_request()
-    async with asyncio.timeout(10):
-        assert not (await cpe.wait_for_session(after=n)).ok
-    await acs.start()
-    await wait_for_lease_expiry(pool, cpe.device_id)
-    cpe.connection_request()
-    async with asyncio.timeout(15):
-        await cpe.wait_for_session(lambda r: r.ok, after=n + 1)
+    await crash_and_recover(acs, cpe, pool, lambda r: r.ok)
     assert await pool.fetchval("SELECT status FROM tasks WHERE id = $1", task) == "done"
     assert len(calls) == 2
     assert (
@@ -197,15 +205,7 @@ async def test_reboot_interrupted_by_a_kill_happens_once(
     whose session died is sent again; the device reboots exactly once."""
     task = await add_task(pool, cpe.device_id, "reboot", {})
     kill_when(monkeypatch, acs, m.Reboot)
-    n = cpe.session_count
-    cpe.connection_request()
-    async with asyncio.timeout(10):
-        assert not (await cpe.wait_for_session(after=n)).ok
-    await acs.start()
-    await wait_for_lease_expiry(pool, cpe.device_id)
-    cpe.connection_request()
-    async with asyncio.timeout(20):
-        record = await cpe.wait_for_session(lambda r: "M Reboot" in r.events, after=n + 1)
+    record = await crash_and_recover(acs, cpe, pool, lambda r: "M Reboot" in r.events)
     assert record.ok
     assert await pool.fetchval("SELECT status FROM tasks WHERE id = $1", task) == "done"
     reboot_events = [r for r in cpe.sessions if "M Reboot" in r.events]
