@@ -94,6 +94,11 @@ SETTINGS = web.AppKey("acs_config", AcsConfig)
 SESSION_CONFIG = web.AppKey("session_config", s.SessionConfig)
 
 
+def _same_device(session: s.Session, inform: m.Inform) -> bool:
+    ident = inform.device_id
+    return session.device_id == s.device_id(ident.oui, ident.product_class, ident.serial_number)
+
+
 def _envelope_id(session: s.Session) -> str:
     return f"{session.id[:12]}.{session.rpcs_sent}"
 
@@ -162,7 +167,13 @@ class CwmpHandler:
         except soap.SoapError as exc:
             log.warning("bad CWMP body", extra={"error": str(exc), "peer": request.remote})
             return _refuse(exc.status, "malformed", f"bad CWMP message: {exc}")
-        if envelope is not None and isinstance(envelope.body, m.Inform) and live is None:
+        # A session of another device, found by a cookie or a reused connection, is none
+        # of this CPE's business: its Inform opens a session of its own.
+        if (
+            envelope is not None
+            and isinstance(envelope.body, m.Inform)
+            and (live is None or not _same_device(live.session, envelope.body))
+        ):
             return await self._begin(request, envelope)
         if live is None:
             return _refuse(400, "no_session", "no CWMP session here: start one with an Inform")
