@@ -316,6 +316,29 @@ class DownloadResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """A.4.1.5 Upload: the CPE sends a file (FileType "1 Vendor Configuration File",
+    "2 Vendor Log File", "3 Vendor Configuration File <i>", "4 Vendor Log File <i>" or
+    "X <OUI> <name>") to URL, then reports with TransferComplete."""
+
+    command_key: str
+    file_type: str
+    url: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+    delay_seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResponse:
+    """Status 0: the upload has completed; 1: not yet, a TransferComplete will follow."""
+
+    status: int
+    start_time: datetime | None = None
+    complete_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleInform:
     delay_seconds: int
     command_key: str = ""
@@ -369,6 +392,8 @@ Message = (
     | FactoryResetResponse
     | Download
     | DownloadResponse
+    | Upload
+    | UploadResponse
     | ScheduleInform
     | ScheduleInformResponse
     | Fault
@@ -407,5 +432,6 @@ RESPONSE_FOR: dict[type, type] = {
     Reboot: RebootResponse,
     FactoryReset: FactoryResetResponse,
     Download: DownloadResponse,
+    Upload: UploadResponse,
     ScheduleInform: ScheduleInformResponse,
 }

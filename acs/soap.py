@@ -306,6 +306,17 @@ def _dec_download(f: dict[str, etree._Element]) -> m.Download:
     )
 
 
+def _dec_upload(f: dict[str, etree._Element]) -> m.Upload:
+    return m.Upload(
+        command_key=_text(f.get("CommandKey")).strip(),
+        file_type=_name(f.get("FileType")),
+        url=_name(f.get("URL")),
+        username=_text(f.get("Username")),
+        password=_text(f.get("Password")),
+        delay_seconds=_int(f.get("DelaySeconds")),
+    )
+
+
 def _dec_fault(f: dict[str, etree._Element]) -> m.Fault:
     soap_faultcode = _name(f.get("faultcode")).rpartition(":")[2] or "Client"
     detail = f.get("detail")
@@ -378,6 +389,10 @@ _DECODERS: dict[str, Callable[[dict[str, etree._Element]], m.Message]] = {
     "FactoryResetResponse": lambda f: m.FactoryResetResponse(),
     "Download": _dec_download,
     "DownloadResponse": lambda f: m.DownloadResponse(
+        _int(f.get("Status")), _time(f.get("StartTime")), _time(f.get("CompleteTime"))
+    ),
+    "Upload": _dec_upload,
+    "UploadResponse": lambda f: m.UploadResponse(
         _int(f.get("Status")), _time(f.get("StartTime")), _time(f.get("CompleteTime"))
     ),
     "ScheduleInform": lambda f: m.ScheduleInform(
@@ -664,6 +679,22 @@ def _enc_download_response(x: m.DownloadResponse) -> str:
     )
 
 
+def _enc_upload(x: m.Upload) -> str:
+    return (
+        f"<cwmp:Upload>{_el('CommandKey', x.command_key)}{_el('FileType', x.file_type)}"
+        f"{_el('URL', x.url)}{_el('Username', x.username)}{_el('Password', x.password)}"
+        f"{_el('DelaySeconds', str(x.delay_seconds))}</cwmp:Upload>"
+    )
+
+
+def _enc_upload_response(x: m.UploadResponse) -> str:
+    return (
+        f"<cwmp:UploadResponse>{_el('Status', str(x.status))}"
+        f"{_el('StartTime', _time_text(x.start_time))}"
+        f"{_el('CompleteTime', _time_text(x.complete_time))}</cwmp:UploadResponse>"
+    )
+
+
 def _enc_fault(x: m.Fault) -> str:
     spv = "".join(
         f"<SetParameterValuesFault>{_el('ParameterName', p.name)}"
@@ -750,6 +781,8 @@ _ENCODERS: dict[type, Callable[[m.Message], str]] = {  # type: ignore[dict-item]
     m.FactoryResetResponse: _empty("FactoryResetResponse"),
     m.Download: _enc_download,
     m.DownloadResponse: _enc_download_response,
+    m.Upload: _enc_upload,
+    m.UploadResponse: _enc_upload_response,
     m.ScheduleInform: lambda x: (
         f"<cwmp:ScheduleInform>{_el('DelaySeconds', str(x.delay_seconds))}"
         f"{_el('CommandKey', x.command_key)}</cwmp:ScheduleInform>"

@@ -348,3 +348,78 @@ def test_whatever_we_write_reads_back_identically(message: m.Message, ns: str, i
     assert env.body == message
     assert env.cwmp_ns == ns
     assert env.header.id == ident
+
+
+# --- Upload (A.4.1.5) ---------------------------------------------------------------------
+
+
+UPLOAD_FILE_TYPES = (
+    "1 Vendor Configuration File",
+    "2 Vendor Log File",
+    "3 Vendor Configuration File 2",
+    "4 Vendor Log File 1",
+    "X 00D09E Crash Dump",
+)
+
+
+@pytest.mark.parametrize("file_type", UPLOAD_FILE_TYPES)
+def test_upload_round_trips_with_every_argument(file_type: str) -> None:
+    upload = m.Upload(
+        command_key="cc-17",
+        file_type=file_type,
+        url="http://files.example.net:7567/uploads/17?d=00AA11-Box-SN1&e=1&s=abc",
+        username="cpe",
+        password="s3cret & <more>",
+        delay_seconds=30,
+    )
+    out = soap.encode(upload, id="9", cwmp_ns="urn:dslforum-org:cwmp-1-2")
+    assert b"<cwmp:Upload><CommandKey>cc-17</CommandKey>" in out
+    assert b"&amp;e=1&amp;s=abc</URL>" in out
+    env = soap.decode(out)
+    assert env is not None and env.body == upload and env.cwmp_ns.endswith("1-2")
+    assert "s3cret" not in repr(upload)  # the password stays out of logs
+
+
+def test_upload_response_as_a_cpe_writes_it_decodes_with_its_times() -> None:
+    body = (
+        "<cwmp:UploadResponse><Status> 1 </Status>"
+        "<StartTime>0001-01-01T00:00:00Z</StartTime>"
+        "<CompleteTime>0001-01-01T00:00:00Z</CompleteTime></cwmp:UploadResponse>"
+    )
+    env = soap.decode(envelope(body))
+    assert env is not None and isinstance(env.body, m.UploadResponse)
+    assert env.body.status == 1
+    done = m.UploadResponse(
+        0, datetime(2024, 5, 1, 10, 0, tzinfo=UTC), datetime(2024, 5, 1, 10, 1, tzinfo=UTC)
+    )
+    again = soap.decode(soap.encode(done, id="1"))
+    assert again is not None and again.body == done
+
+
+def test_upload_from_another_stack_with_missing_optional_elements() -> None:
+    body = (
+        "<u:Upload xmlns:u='urn:dslforum-org:cwmp-1-0'><CommandKey>k</CommandKey>"
+        "<FileType>2 Vendor Log File</FileType><URL>\n http://127.0.0.1/up \n</URL></u:Upload>"
+    )
+    env = soap.decode(envelope(body))
+    assert env is not None
+    assert env.body == m.Upload("k", "2 Vendor Log File", "http://127.0.0.1/up")
+    assert m.RESPONSE_FOR[m.Upload] is m.UploadResponse
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.builds(
+        m.Upload,
+        _text,
+        st.sampled_from(UPLOAD_FILE_TYPES),
+        _text.filter(lambda t: t == t.strip()),
+        _text,
+        _text,
+        st.integers(0, 2**31),
+    ),
+    st.sampled_from(m.CWMP_NAMESPACES),
+)
+def test_any_upload_reads_back_identically(upload: m.Upload, ns: str) -> None:
+    env = soap.decode(soap.encode(upload, id="1", cwmp_ns=ns))
+    assert env is not None and env.body == upload
