@@ -59,6 +59,10 @@ _LOST_ON_BOOT = frozenset(
 )
 _FIRMWARE = "1 Firmware Upgrade Image"
 _CONFIG = "3 Vendor Configuration File"
+# How a CPE told to fail its downloads fails them: "fault" (the transfer fails, 9010 in
+# its TransferComplete), "refuse" (the Download RPC itself is answered with 9010), or
+# "no-install" (the transfer reports success but the firmware does not change).
+DOWNLOAD_FAILURES = ("fault", "refuse", "no-install")
 
 
 class SimulatedCpe:
@@ -88,7 +92,11 @@ class SimulatedCpe:
         connection_request_username: str | None = None,
         connection_request_password: str | None = None,
         history: int = 1000,
+        download_failure: str | None = None,
     ) -> None:
+        if download_failure is not None and download_failure not in DOWNLOAD_FAILURES:
+            raise ValueError(f"download_failure must be one of {', '.join(DOWNLOAD_FAILURES)}")
+        self.download_failure = download_failure
         identity = make_identity(model, seed, family=family, serial_number=serial_number)
         secret = hashlib.sha256(f"cr|{model}|{seed}|{identity.serial_number}".encode())
         settings = Settings(
@@ -327,6 +335,7 @@ class SimulatedCpe:
                 quirks=self.quirks,
                 retry_count=self._retries,
                 id_base=self._ids,
+                refuse_downloads=self.download_failure == "refuse",
             )
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -520,7 +529,8 @@ class SimulatedCpe:
             self._requests.append(
                 m.TransferComplete(request.command_key, fault, started, completed)
             )
-            if fault.code == 0 and request.file_type == _FIRMWARE:
+            installs = self.download_failure != "no-install"
+            if fault.code == 0 and request.file_type == _FIRMWARE and installs:
                 self.datamodel.install_firmware(firmware_version(request))
             events = [("7 TRANSFER COMPLETE", ""), ("M Download", request.command_key)]
             if fault.code == 0 and request.file_type in (_FIRMWARE, _CONFIG):
@@ -531,6 +541,8 @@ class SimulatedCpe:
 
     async def _fetch(self, request: m.Download) -> m.FaultStruct:
         """GET the file (loopback only); the FaultStruct for TransferComplete."""
+        if self.download_failure == "fault":
+            return m.FaultStruct(9010, "Download failure: simulated")
         url = URL(request.url)
         if url.scheme not in ("http", "https"):
             return m.FaultStruct(9013, f"Unsupported protocol for file transfer: {url.scheme}")
@@ -762,9 +774,20 @@ class CpeFleet:
         acs_username: str = "",
         acs_password: str = "",
         clock: Callable[[], float] = time.time,
+        fail_ratio: float = 0.0,
+        download_failure: str = "fault",
     ) -> None:
         if model not in PROFILES:
             raise ValueError(f"unknown model {model!r}")
+        if not 0.0 <= fail_ratio <= 1.0:
+            raise ValueError("fail_ratio must be between 0 and 1")
+        if download_failure not in DOWNLOAD_FAILURES:
+            raise ValueError(f"download_failure must be one of {', '.join(DOWNLOAD_FAILURES)}")
+        # Which CPEs fail their downloads: round(count * fail_ratio) of them, picked by
+        # the seed, so a test knows exactly how many and which.
+        picked = random.Random(f"fail|{seed}").sample(range(count), round(count * fail_ratio))
+        self._failing = frozenset(picked)
+        self._download_failure = download_failure
         self.acs_url = acs_url
         self.count = count
         self.stats = FleetStats()
@@ -804,6 +827,7 @@ class CpeFleet:
                 quirks=self._quirks_for(index),
                 http=self._http,
                 stats=self.stats,
+                download_failure=self._download_failure if index in self._failing else None,
                 **self._options,  # type: ignore[arg-type]
             )
             self.listener.register(cpe)
@@ -811,6 +835,11 @@ class CpeFleet:
         self.stats.cpes = self.count
         for index, cpe in enumerate(self.cpes):
             await cpe.start(delay=self._spread * index / self.count if self.count else 0)
+
+    @property
+    def failing(self) -> list[SimulatedCpe]:
+        """The CPEs set to fail their downloads (`fail_ratio`)."""
+        return [cpe for cpe in self.cpes if cpe.download_failure is not None]
 
     async def stop(self) -> None:
         """Stop every CPE, the listener and the HTTP client."""
@@ -891,6 +920,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--acs-username", default="")
     parser.add_argument("--acs-password", default="")
     parser.add_argument(
+        "--fail-ratio", type=float, default=0.0, metavar="R", help="share of CPEs failing downloads"
+    )
+    parser.add_argument(
+        "--download-failure", choices=DOWNLOAD_FAILURES, default="fault", help="how they fail"
+    )
+    parser.add_argument(
         "--progress-every", type=float, default=5.0, metavar="S", help="when not a TTY"
     )
     parser.add_argument("--no-progress", action="store_true", help="only the summary")
@@ -901,6 +936,9 @@ async def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     out = stream or sys.stdout
     if args.count < 1:
         print("--count must be at least 1", file=sys.stderr)
+        return 2
+    if not 0.0 <= args.fail_ratio <= 1.0:
+        print("--fail-ratio must be between 0 and 1", file=sys.stderr)
         return 2
     fleet = CpeFleet(
         args.acs,
@@ -920,6 +958,8 @@ async def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         listen_port=args.listen_port,
         acs_username=args.acs_username,
         acs_password=args.acs_password,
+        fail_ratio=args.fail_ratio,
+        download_failure=args.download_failure,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

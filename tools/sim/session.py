@@ -33,7 +33,7 @@ from typing import Any
 
 from acs import messages as m
 from acs import soap
-from acs.faults import CpeMethodNotSupported, CwmpFault, InvalidArguments
+from acs.faults import REGISTRY, CpeMethodNotSupported, CwmpFault, InvalidArguments
 from acs.values import BOOLEAN
 from tools.sim.datamodel import DataModel
 
@@ -143,8 +143,11 @@ class CpeSession:
         quirks: Quirks | None = None,
         retry_count: int = 0,
         id_base: int = 1,
+        refuse_downloads: bool = False,
     ) -> None:
         self.model = model
+        # A broken CPE: every Download is answered with fault 9010 (for campaign tests).
+        self.refuse_downloads = refuse_downloads
         self.events = list(events)
         self.quirks = quirks = quirks or Quirks()
         self.state = State.NEW
@@ -332,6 +335,8 @@ class CpeSession:
             raise InvalidArguments(f"FileType {r.file_type!r} is not supported")
         if not r.url or len(r.url) > 256:
             raise InvalidArguments("URL must be 1-256 characters")
+        if self.refuse_downloads:
+            raise REGISTRY[9010]("Download failure: simulated refusal")
         self.actions.downloads.append(r)
         # Status 1: the download has not completed; TransferComplete will follow.
         return m.DownloadResponse(1)
