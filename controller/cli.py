@@ -5,6 +5,7 @@ chronos acs          the CWMP server alone (DATABASE_URL)
 chronos controller   the operator API alone (DATABASE_URL)
 chronos migrate      apply database migrations and exit
 chronos token ...    create, list or revoke API tokens
+chronos campaign ... firmware campaigns and bulk operations, over the API
 chronos sim cpe ...  simulated CPEs against an ACS
 """
 
@@ -244,6 +245,12 @@ async def cmd_secret_key(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_campaign(config: Config, args: argparse.Namespace) -> int:
+    from controller import campaign_cli
+
+    return await campaign_cli.run(config, args)
+
+
 async def cmd_sim(config: Config, args: argparse.Namespace) -> int:
     from tools.sim import cpe
 
@@ -270,6 +277,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_sub.add_parser("revoke", help="revoke the token with this name")
     revoke.add_argument("--name", required=True)
     token_sub.add_parser("list", help="list tokens (never their values)")
+    from controller import campaign_cli
+
+    campaign_cli.add_arguments(sub.add_parser("campaign", help="firmware campaigns (via the API)"))
     sim = sub.add_parser("sim", help="simulators")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
     from tools.sim import cpe
@@ -285,6 +295,7 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {
     "migrate": cmd_migrate,
     "token": cmd_token,
     "secret-key": cmd_secret_key,
+    "campaign": cmd_campaign,
     "sim": cmd_sim,
 }
 
