@@ -48,6 +48,29 @@ class ApiConfig(_Section):
 class FileServerConfig(_Section):
     host: str = "0.0.0.0"
     port: int = Field(7567, ge=0, le=65535)
+    # The base URL CPEs are told to download from and upload to, as the CPEs reach this
+    # server (e.g. "http://acs.example.net:7567"). Unset: http://<host>:<port>, with
+    # 127.0.0.1 for a wildcard host, which only CPEs on this machine can reach.
+    public_url: str | None = Field(None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # Largest file PUT /files/{name} accepts, and largest upload a CPE may send.
+    max_file_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    # How long a download/upload link stays valid after the RPC that carries it (plus
+    # the RPC's DelaySeconds); a transfer that has started may finish after it.
+    link_seconds: int = Field(3600, ge=1)
+    # A download or upload task that got no TransferComplete this many seconds after its
+    # RPC is faulted (or done, for devices with options.transfer_timeout_is_success).
+    # Replaced or deleted files are kept as long, so transfers in flight can finish.
+    download_timeout: int = Field(3600, ge=1)
+    # How often the ACS looks for such tasks and for files to remove.
+    sweep_interval: float = Field(30.0, gt=0)
+
+    def base_url(self) -> str:
+        """What CPEs are told: public_url, else this server's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{shown}:{self.port}"
 
 
 class ConnectionRequestConfig(_Section):

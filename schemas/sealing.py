@@ -7,6 +7,8 @@ discloses none of them. Pure computation: the key comes from configuration.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from functools import lru_cache
 
@@ -33,14 +35,28 @@ def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
+def derive_key(secret_key: str, purpose: str) -> bytes:
+    """A 32-byte key for one purpose (e.g. "chronos file urls"): HMAC-SHA256(secret, purpose).
+
+    Keys of different purposes are independent, and none of them reveals the secret key,
+    so a signing key can be handed to code that must never unseal anything.
+    """
+    return hmac.new(secret_key.encode("ascii"), purpose.encode("utf-8"), hashlib.sha256).digest()
+
+
 class Sealer:
     """Seals text with one key; unseals what that key sealed."""
 
     def __init__(self, key: str) -> None:
+        self._key = key
         try:
             self._fernet = Fernet(key.encode("ascii"))
         except (ValueError, UnicodeEncodeError) as exc:
             raise SealingError("secret key must be 32 url-safe base64-encoded bytes") from exc
+
+    def subkey(self, purpose: str) -> bytes:
+        """This deployment's key for `purpose` (see `derive_key`)."""
+        return derive_key(self._key, purpose)
 
     def seal(self, text: str) -> str:
         if text == "" or text.startswith(SEALED_PREFIX):
