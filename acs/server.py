@@ -23,6 +23,7 @@ from acs import health, metrics, soap
 from acs import messages as m
 from acs import session as s
 from acs.faults import CwmpFault, MethodNotSupported
+from acs.files import FileUrls
 from acs.store import CwmpStore, LeaseLost, StoreConfig
 from schemas.config import AcsConfig
 from schemas.sealing import Sealer
@@ -352,8 +353,19 @@ async def _sweep(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def create_app(pool: asyncpg.Pool, config: AcsConfig, sealer: Sealer | None) -> web.Application:
-    """The CWMP application (port 7547 by default); the caller owns the pool."""
+def create_app(
+    pool: asyncpg.Pool,
+    config: AcsConfig,
+    sealer: Sealer | None,
+    *,
+    file_urls: FileUrls | None = None,
+    link_seconds: int = 3600,
+) -> web.Application:
+    """The CWMP application (port 7547 by default); the caller owns the pool.
+
+    `file_urls` signs the links Download and Upload RPCs carry (see acs.fileserver);
+    without it, downloads of stored files and uploads to the file server fault.
+    """
     app = web.Application(client_max_size=config.max_body_bytes)
     app[health.POOL] = pool
     app[SETTINGS] = config
@@ -365,6 +377,8 @@ def create_app(pool: asyncpg.Pool, config: AcsConfig, sealer: Sealer | None) -> 
         timeout=config.session_timeout,
         max_rpcs=config.max_rpcs_per_session,
         unseal=sealer.unseal if sealer else str,
+        file_urls=file_urls,
+        link_seconds=link_seconds,
     )
     health.add_routes(app)
     handler = CwmpHandler(app)

@@ -19,6 +19,7 @@ lease if there are none) and hands them to `load_tasks`.
 from __future__ import annotations
 
 import enum
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from acs.faults import (
     RequestDenied,
     fault_from_message,
 )
+from acs.files import FileUrls
 
 # --- identity ----------------------------------------------------------------------
 
@@ -164,6 +166,9 @@ class SessionConfig:
     max_rpcs: int = 255
     gpv_batch: int = 100
     unseal: Callable[[str], str] = str  # identity on text unless a sealer is given
+    file_urls: FileUrls | None = None  # signs the links of downloads and uploads
+    link_seconds: int = 3600  # how long such a link is valid after its RPC
+    clock: Callable[[], float] = time.time
 
 
 @dataclass(slots=True)
@@ -266,6 +271,10 @@ class Session:
             boolean_style=self.options.get("boolean_style", "word"),
             gpv_batch=self.config.gpv_batch,
             unseal=self.config.unseal,
+            device_id=self.device_id or "",
+            now=self.config.clock(),
+            file_urls=self.config.file_urls,
+            link_seconds=self.config.link_seconds,
         )
 
     def _inform(self, envelope: m.Envelope, inform: m.Inform) -> None:

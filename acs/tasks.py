@@ -23,6 +23,7 @@ from typing import Any
 from acs import messages as m
 from acs import tree
 from acs.faults import CwmpFault, InvalidParameterName
+from acs.files import FileUrls
 from acs.values import for_cpe
 
 
@@ -57,6 +58,10 @@ class RunContext:
     boolean_style: str = "word"
     gpv_batch: int = 100
     unseal: Callable[[str], str] = str
+    device_id: str = ""  # the device in session: links are made for it alone
+    now: float = 0.0  # the session's clock (epoch seconds), for link expiry and timeouts
+    file_urls: FileUrls | None = None  # the file server's links; None: no file server
+    link_seconds: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,26 +281,75 @@ def run_factory_reset(task: TaskRecord, ctx: RunContext) -> Runner:
     return Outcome()
 
 
+def _file_server(ctx: RunContext) -> FileUrls:
+    if ctx.file_urls is None:
+        raise TaskError(
+            "task.no_file_server", "this ACS has no file server to serve stored files from"
+        )
+    return ctx.file_urls
+
+
+def _link_expiry(ctx: RunContext, delay_seconds: int) -> int:
+    """A link lives link_seconds from when the CPE may start, after its DelaySeconds."""
+    return int(ctx.now) + delay_seconds + ctx.link_seconds
+
+
+def _transferring(
+    response: m.DownloadResponse | m.UploadResponse, key: str, ctx: RunContext
+) -> Outcome:
+    """Status 1: the transfer goes on after the session, and its TransferComplete (or the
+    transfer-timeout sweep, counting from `sentAt`) settles the task."""
+    if response.status == 1:
+        return Outcome(status="waiting", progress={"commandKey": key, "sentAt": ctx.now})
+    return Outcome(result={"status": response.status})
+
+
 def run_download(task: TaskRecord, ctx: RunContext) -> Runner:
+    """A Download by URL, or of a stored file (`file`) through a link for this device."""
     a = task.args
     key = task_key(task.id)
+    delay = a.get("delaySeconds", 0)
+    if a.get("file"):
+        expires = _link_expiry(ctx, delay)
+        url = _file_server(ctx).download_url(a["file"], ctx.device_id, task.id, expires)
+    else:
+        url = a["url"]
     request = m.Download(
         command_key=key,
         file_type=a["fileType"],
-        url=a["url"],
+        url=url,
         username=a.get("username", ""),
         password=ctx.unseal(a.get("password", "")),
         file_size=a.get("fileSize", 0),
         target_file_name=a.get("targetFileName", ""),
-        delay_seconds=a.get("delaySeconds", 0),
+        delay_seconds=delay,
         success_url=a.get("successUrl", ""),
         failure_url=a.get("failureUrl", ""),
     )
     response = yield Rpc(request)
     assert isinstance(response, m.DownloadResponse)
-    if response.status == 1:
-        return Outcome(status="waiting", progress={"commandKey": key})
-    return Outcome(result={"status": 0})
+    return _transferring(response, key, ctx)
+
+
+def run_upload(task: TaskRecord, ctx: RunContext) -> Runner:
+    """An Upload (A.4.1.5) to the file server's link for this device, or to `url`."""
+    a = task.args
+    key = task_key(task.id)
+    delay = a.get("delaySeconds", 0)
+    url = a.get("url") or _file_server(ctx).upload_url(
+        ctx.device_id, task.id, a["fileType"], _link_expiry(ctx, delay)
+    )
+    request = m.Upload(
+        command_key=key,
+        file_type=a["fileType"],
+        url=url,
+        username=a.get("username", ""),
+        password=ctx.unseal(a.get("password", "")),
+        delay_seconds=delay,
+    )
+    response = yield Rpc(request)
+    assert isinstance(response, m.UploadResponse)
+    return _transferring(response, key, ctx)
 
 
 def run_schedule_inform(task: TaskRecord, ctx: RunContext) -> Runner:
@@ -353,6 +407,7 @@ RUNNERS: dict[str, Callable[[TaskRecord, RunContext], Runner]] = {
     "reboot": run_reboot,
     "factoryReset": run_factory_reset,
     "download": run_download,
+    "upload": run_upload,
     "scheduleInform": run_schedule_inform,
     "getParameterNames": run_get_parameter_names,
     "getParameterAttributes": run_get_parameter_attributes,

@@ -21,6 +21,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
@@ -33,6 +34,9 @@ from controller.embedded import EmbeddedPostgres
 from controller.settings import ConfigError, load_config
 from schemas.config import Config
 from schemas.sealing import Sealer, SealingError, generate_key
+
+if TYPE_CHECKING:
+    from acs.files import FileUrls
 
 log = logging.getLogger("chronos")
 
@@ -133,13 +137,35 @@ async def _until_stopped() -> None:
 def _acs_app(db: Database, config: Config, sealer: Sealer) -> web.Application:
     from acs import server
 
-    return server.create_app(db.pool, config.acs, sealer)
+    return server.create_app(
+        db.pool,
+        config.acs,
+        sealer,
+        file_urls=_file_urls(config, sealer),
+        link_seconds=config.files.link_seconds,
+    )
 
 
 def _api_app(db: Database, config: Config, sealer: Sealer) -> web.Application:
     from controller import app
 
     return app.create_app(db.pool, db.dsn, config, sealer)
+
+
+def _file_urls(config: Config, sealer: Sealer) -> FileUrls:
+    """Links for CPE downloads and uploads, signed with a key derived from the secret key,
+    so a link any ACS process issues is good at every file server."""
+    from acs.files import LINK_PURPOSE, FileUrls
+
+    return FileUrls(sealer.subkey(LINK_PURPOSE), config.files.base_url())
+
+
+def _files_app(db: Database, config: Config, sealer: Sealer) -> web.Application:
+    from acs import fileserver
+    from acs.files import UPLOAD_SEAL_PURPOSE, ChunkCipher
+
+    cipher = ChunkCipher(sealer.subkey(UPLOAD_SEAL_PURPOSE))
+    return fileserver.create_app(db.pool, config, _file_urls(config, sealer), cipher)
 
 
 async def _admin_token(config: Config, pool: asyncpg.Pool) -> str:
@@ -171,11 +197,14 @@ async def cmd_up(config: Config, args: argparse.Namespace) -> int:
         runners = [
             await _serve(_acs_app(db, config, sealer), config.acs.host, config.acs.port),
             await _serve(_api_app(db, config, sealer), config.api.host, config.api.port),
+            await _serve(_files_app(db, config, sealer), config.files.host, config.files.port),
         ]
+        hint = "" if config.files.public_url else " (set files.public_url for remote CPEs)"
         try:
             print(
                 "\nChronosConnect is up.\n"
                 f"  CWMP (point CPEs here):  {_url(config.acs.host, config.acs.port)}/\n"
+                f"  file server (CPEs):      {config.files.base_url()}/{hint}\n"
                 f"  API (GenieACS NBI):      {_url(config.api.host, config.api.port)}/devices/\n"
                 f"  admin API token:         {token}\n"
                 f"  try: curl -H 'Authorization: Bearer {token}'"
@@ -194,21 +223,34 @@ async def cmd_up(config: Config, args: argparse.Namespace) -> int:
 AppBuilder = Callable[[Database, Config, Sealer], web.Application]
 
 
-async def _run_role(config: Config, name: str, build: AppBuilder, host: str, port: int) -> int:
-    """One role alone against the configured PostgreSQL, until SIGINT or SIGTERM."""
+async def _run_role(
+    config: Config,
+    name: str,
+    build: AppBuilder,
+    host: str,
+    port: int,
+    *,
+    also: tuple[tuple[str, AppBuilder, str, int], ...] = (),
+) -> int:
+    """One role alone against the configured PostgreSQL, until SIGINT or SIGTERM; `also`
+    names more servers of the role (name, builder, host, port)."""
     sealer = _secret_key(config, create=False)
     async with _database(config, embedded_allowed=False) as db:
-        runner = await _serve(build(db, config, sealer), host, port)
-        log.info(f"{name} listening", extra={"url": _url(host, port)})
+        runners = []
         try:
+            for label, builder, at, number in ((name, build, host, port), *also):
+                runners.append(await _serve(builder(db, config, sealer), at, number))
+                log.info(f"{label} listening", extra={"url": _url(at, number)})
             await _until_stopped()
         finally:
-            await runner.cleanup()
+            for runner in reversed(runners):
+                await runner.cleanup()
     return 0
 
 
 async def cmd_acs(config: Config, args: argparse.Namespace) -> int:
-    return await _run_role(config, "acs", _acs_app, config.acs.host, config.acs.port)
+    files = ("file server", _files_app, config.files.host, config.files.port)
+    return await _run_role(config, "acs", _acs_app, config.acs.host, config.acs.port, also=(files,))
 
 
 async def cmd_controller(config: Config, args: argparse.Namespace) -> int:

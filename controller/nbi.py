@@ -21,7 +21,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from acs import connreq
+from acs import connreq, filestore
 from acs import query as q
 from acs import query_sql as qs
 from controller import documents as docs
@@ -324,7 +324,9 @@ async def _insert_task(
             known = {
                 r["path"]: r["value_type"] for r in await conn.fetch(KNOWN_TYPES, device, names)
             }
-        args = taskbodies.arguments(task, known, seal)
+        name = taskbodies.file_name(task)
+        stored = await filestore.current_file(conn, name) if name else None
+        args = taskbodies.arguments(task, known, seal, stored)
         if task.uniqueKey:
             await conn.execute(DELETE_UNIQUE, device, task.uniqueKey)
         expiry = taskbodies.expiry_of(task, datetime.now(UTC))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,6 +19,9 @@ from acs import values as v
 from controller.errors import ApiError, bad_request
 from schemas import tasks as t
 from schemas.sealing import is_secret_path
+
+if TYPE_CHECKING:
+    from acs.filestore import StoredFile
 
 MASKED = "********"
 
@@ -59,6 +62,28 @@ def parameter_names(task: t._Task) -> list[str]:
     return []
 
 
+def file_name(task: t._Task) -> str | None:
+    """The stored file the arguments need looked up (a download by file name)."""
+    return task.stored_file if isinstance(task, t.DownloadTask) else None
+
+
+def _stored_download(task: t.DownloadTask, name: str, stored: StoredFile | None) -> dict:
+    if stored is None:
+        raise bad_request(
+            "FILE_NOT_FOUND", f"no stored file {name!r}: PUT /files/{{name}} first", file=name
+        )
+    given = "fileType" in task.model_fields_set
+    return {
+        "file": name,
+        "fileType": task.fileType if given or not stored.file_type else stored.file_type,
+        "fileSize": stored.length,
+        "targetFileName": task.targetFileName,
+        "delaySeconds": task.delaySeconds,
+        "successUrl": task.successUrl,
+        "failureUrl": task.failureUrl,
+    }
+
+
 def _typed(
     item: Sequence[Any], known: Mapping[str, str], seal: Callable[[str], str], prefix: str = ""
 ) -> list[str]:
@@ -78,9 +103,13 @@ def _typed(
 
 
 def arguments(
-    task: t._Task, known_types: Mapping[str, str], seal: Callable[[str], str]
+    task: t._Task,
+    known_types: Mapping[str, str],
+    seal: Callable[[str], str],
+    stored: StoredFile | None = None,
 ) -> dict[str, Any]:
-    """What the ACS's runner for this task reads (see acs.tasks)."""
+    """What the ACS's runner for this task reads (see acs.tasks); `stored` is the file
+    `file_name(task)` names, as stored now (None: there is none)."""
     match task:
         case t.GetParameterValuesTask() | t.GetParameterAttributesTask():
             return {"names": list(task.parameterNames)}
@@ -95,12 +124,8 @@ def arguments(
             obj = task.objectName if task.objectName.endswith(".") else task.objectName + "."
             return {"object": obj}
         case t.DownloadTask():
-            if task.url is None:
-                raise bad_request(
-                    "FILE_NOT_FOUND",
-                    "download by stored file name needs the file server; give a 'url'",
-                    file=task.file or task.fileName,
-                )
+            if (name := task.stored_file) is not None:
+                return _stored_download(task, name, stored)
             return {
                 "url": task.url,
                 "fileType": task.fileType,
@@ -118,6 +143,14 @@ def arguments(
             return {"path": task.parameterPath, "nextLevel": task.nextLevel}
         case t.SetParameterAttributesTask():
             return {"attributes": [list(item) for item in task.parameterAttributes]}
+        case t.UploadTask():
+            return {
+                "fileType": task.fileType,
+                "url": task.url or "",
+                "username": task.username,
+                "password": seal(task.password) if task.password else "",
+                "delaySeconds": task.delaySeconds,
+            }
         case _:
             return {}
 

@@ -3,7 +3,7 @@
 The GenieACS task set (getParameterValues, setParameterValues, refreshObject, addObject,
 deleteObject, reboot, factoryReset, download) plus scheduleInform and the RPCs GenieACS
 has no task for (getParameterNames, getParameterAttributes, setParameterAttributes,
-getRPCMethods). Unknown extra keys are kept (GenieACS clients send some) and ignored.
+getRPCMethods, upload). Unknown extra keys are kept (GenieACS clients send some) and ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    model_validator,
 )
 
 # TR-069 A.2.2.1: dot-separated names of at most 256 characters; partial paths end in ".".
@@ -96,12 +97,17 @@ class FactoryResetTask(_Task):
     name: Literal["factoryReset"]
 
 
+FileName = Annotated[Text, StringConstraints(min_length=1, max_length=255)]
+
+
 class DownloadTask(_Task):
     name: Literal["download"]
-    # By URL for now; `file` (a stored file's name) arrives with the file server.
+    # What to download: a URL, or a stored file (PUT /files/{name}) by GenieACS's `file`,
+    # or its `fileType` + `fileName`. A stored file's type comes from its metadata
+    # unless fileType is given.
     url: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
-    file: str | None = None
-    fileName: str | None = None
+    file: FileName | None = None
+    fileName: FileName | None = None
     fileType: Text = "1 Firmware Upgrade Image"
     fileSize: int = Field(0, ge=0)
     targetFileName: Text = ""
@@ -110,6 +116,36 @@ class DownloadTask(_Task):
     delaySeconds: int = Field(0, ge=0, le=86400 * 30)
     successUrl: Text = ""
     failureUrl: Text = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DownloadTask:
+        if self.url is None and self.file is None and self.fileName is None:
+            raise ValueError("give a 'url', a stored 'file', or 'fileType' and 'fileName'")
+        return self
+
+    @property
+    def stored_file(self) -> str | None:
+        """The stored file to download, if the task names one rather than a URL."""
+        return None if self.url is not None else self.file or self.fileName
+
+
+# A.4.1.5: the file types an Upload may ask for; "X <OUI> <name>" are vendor types.
+UPLOAD_FILE_TYPE = (
+    r"^(1 Vendor Configuration File|2 Vendor Log File|3 Vendor Configuration File [1-9]\d*"
+    r"|4 Vendor Log File [1-9]\d*|X [0-9A-F]{6} \S.*)$"
+)
+
+
+class UploadTask(_Task):
+    name: Literal["upload"]
+    fileType: Annotated[str, StringConstraints(max_length=64, pattern=UPLOAD_FILE_TYPE)] = (
+        "1 Vendor Configuration File"
+    )
+    # Where the CPE sends the file; unset: the file server, which keeps it per device.
+    url: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    username: Text = ""
+    password: Text = ""
+    delaySeconds: int = Field(0, ge=0, le=86400 * 30)
 
 
 class ScheduleInformTask(_Task):
@@ -154,7 +190,8 @@ Task = Annotated[
     | GetParameterNamesTask
     | GetParameterAttributesTask
     | SetParameterAttributesTask
-    | GetRPCMethodsTask,
+    | GetRPCMethodsTask
+    | UploadTask,
     Field(discriminator="name"),
 ]
 TASK_ADAPTER: TypeAdapter[Task] = TypeAdapter(Task)
@@ -172,4 +209,5 @@ TASK_NAMES: tuple[str, ...] = (
     "getParameterAttributes",
     "setParameterAttributes",
     "getRPCMethods",
+    "upload",
 )

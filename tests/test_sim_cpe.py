@@ -392,12 +392,14 @@ async def test_a_failed_download_reports_its_fault_without_rebooting(
 
 # --- faults -----------------------------------------------------------------------------------
 
-UPLOAD = (
+# A method the simulator does not implement (A.4.1.8, CWMP 1.1 and later).
+SCHEDULE_DOWNLOAD = (
     b'<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"'
     b' xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap-env:Header>'
     b'<cwmp:ID soap-env:mustUnderstand="1">up-1</cwmp:ID></soap-env:Header><soap-env:Body>'
-    b"<cwmp:Upload><CommandKey>u</CommandKey><FileType>1 Vendor Configuration File</FileType>"
-    b"<URL>http://127.0.0.1/u</URL></cwmp:Upload></soap-env:Body></soap-env:Envelope>"
+    b"<cwmp:ScheduleDownload><CommandKey>u</CommandKey>"
+    b"<FileType>1 Firmware Upgrade Image</FileType><URL>http://127.0.0.1/u</URL>"
+    b"</cwmp:ScheduleDownload></soap-env:Body></soap-env:Envelope>"
 )
 
 
@@ -406,7 +408,7 @@ async def test_unknown_rpcs_and_bad_arguments_are_answered_with_cwmp_faults(
 ) -> None:
     acs.script = lambda session: (
         [
-            UPLOAD,
+            SCHEDULE_DOWNLOAD,
             m.SetParameterValues(
                 (
                     m.ParameterValue(f"{IGD}.DeviceInfo.SerialNumber", "X"),
@@ -422,8 +424,8 @@ async def test_unknown_rpcs_and_bad_arguments_are_answered_with_cwmp_faults(
     cpe = new_cpe(acs)
     async with cpe:
         record = await session_with(cpe, "1 BOOT")
-    upload, spv, gpn, add = acs.sessions[0].answers[1:]
-    assert isinstance(upload, m.Fault) and upload.code == 9000
+    unknown, spv, gpn, add = acs.sessions[0].answers[1:]
+    assert isinstance(unknown, m.Fault) and unknown.code == 9000
     assert acs.sessions[0].envelopes[1].header.id == "up-1"  # type: ignore[union-attr]
     assert isinstance(spv, m.Fault) and spv.code == 9003
     assert [(p.name, p.code) for p in spv.parameter_faults] == [

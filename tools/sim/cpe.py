@@ -5,7 +5,8 @@ time, "1 BOOT" after every boot), informs again every PeriodicInformInterval ("2
 PERIODIC", with jitter), when its connection request URL is hit ("6 CONNECTION
 REQUEST"), when a ScheduleInform comes due ("3 SCHEDULED" + "M ScheduleInform"), after
 a Reboot ("1 BOOT" + "M Reboot") or FactoryReset ("0 BOOTSTRAP"), and when a Download
-finished ("7 TRANSFER COMPLETE" + "M Download", then a TransferComplete request).
+finished ("7 TRANSFER COMPLETE" + "M Download", then a TransferComplete request; an
+Upload likewise, with "M Upload").
 Each session is `tools.sim.session.CpeSession` fed by an aiohttp client; cookies are
 echoed by hand (per CPE, since a fleet shares one ClientSession), a failed session is
 retried with TR-069's backoff (3.2.1.1) and undelivered events are kept.
@@ -479,6 +480,8 @@ class SimulatedCpe:
             self._timer(self._scheduled_inform(delay, key))
         for download in actions.downloads:
             self._timer(self._download(download))
+        for upload in actions.uploads:
+            self._timer(self._upload(upload))
         if actions.factory_reset:
             await self._reboot(factory=True)
         elif actions.reboot is not None:
@@ -590,6 +593,92 @@ class SimulatedCpe:
         if request.file_size and size != request.file_size:
             return m.FaultStruct(9018, "Download failure: file corrupted")
         return m.FaultStruct(0, "")
+
+    async def _upload(self, request: m.Upload) -> None:
+        await asyncio.sleep(request.delay_seconds)
+        started = datetime.fromtimestamp(int(self.datamodel.now()), UTC)
+        fault = await self._send(request)
+        completed = datetime.fromtimestamp(int(self.datamodel.now()), UTC)
+        async with self._lock:  # never in the middle of a session
+            self._requests.append(
+                m.TransferComplete(request.command_key, fault, started, completed)
+            )
+            self.add_event("7 TRANSFER COMPLETE")
+            self.add_event("M Upload", request.command_key)
+
+    def upload_content(self, file_type: str) -> tuple[bytes, str, str]:
+        """What this CPE uploads for an Upload FileType: (bytes, file name, content type)."""
+        if "Log File" in file_type:
+            return self._log(), "device.log", "text/plain"
+        return configuration_backup(self.datamodel), "config.cfg", "text/plain"
+
+    def _log(self) -> bytes:
+        lines = [f"# {self.device_id} CWMP log"]
+        for record in self.history:
+            outcome = "ok" if record.ok else f"failed: {record.error}"
+            lines.append(f"session {record.index} events={','.join(record.events)} {outcome}")
+        return ("\n".join(lines) + "\n").encode()
+
+    async def _send(self, request: m.Upload) -> m.FaultStruct:
+        """PUT the file (POST multipart with quirk `upload_post`) to a loopback URL; the
+        FaultStruct for TransferComplete (A.4.1.5 and A.5.1: 9011, 9012, 9013)."""
+        url = URL(request.url)
+        if url.scheme not in ("http", "https"):
+            return m.FaultStruct(9013, f"Unsupported protocol for file transfer: {url.scheme}")
+        if not is_loopback(url.host or ""):
+            return m.FaultStruct(
+                9011, "Upload failure: unable to contact file server (simulator: loopback only)"
+            )
+        content, name, content_type = self.upload_content(request.file_type)
+        http = self._http
+        assert http is not None
+        middlewares: tuple[aiohttp.DigestAuthMiddleware, ...] = ()
+        headers: dict[str, str] = {}
+        if request.username:
+            middlewares = (aiohttp.DigestAuthMiddleware(request.username, request.password),)
+        try:
+            for attempt in range(2):
+                data: aiohttp.FormData | bytes = content
+                if self.quirks.upload_post:
+                    data = aiohttp.FormData()
+                    data.add_field("file", content, filename=name, content_type=content_type)
+                else:
+                    headers["Content-Type"] = content_type
+                async with http.request(
+                    "POST" if self.quirks.upload_post else "PUT",
+                    url,
+                    data=data,
+                    headers=headers,
+                    middlewares=middlewares,
+                    timeout=aiohttp.ClientTimeout(total=max(self.request_timeout, 60)),
+                ) as response:
+                    challenge = response.headers.get("WWW-Authenticate", "")
+                    if response.status == 401:
+                        if attempt == 0 and request.username and challenge[:5].lower() == "basic":
+                            basic = aiohttp.encode_basic_auth(request.username, request.password)
+                            headers, middlewares = {"Authorization": basic}, ()
+                            continue
+                        return m.FaultStruct(9012, "File transfer server authentication failure")
+                    if response.status >= 400:
+                        return m.FaultStruct(
+                            9011, f"Upload failure: the server answered HTTP {response.status}"
+                        )
+                    return m.FaultStruct(0, "")
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            return m.FaultStruct(9011, f"Upload failure: unable to contact file server: {error}")
+        return m.FaultStruct(9012, "File transfer server authentication failure")
+
+
+def configuration_backup(model: DataModel) -> bytes:
+    """The device's configuration as its backup: a `name<TAB>type<TAB>value` line per
+    parameter (backslashes and newlines in values escaped), after a header line."""
+    names = [p.name for p in model.get_parameter_names("", False) if not p.name.endswith(".")]
+    identity = model.identity
+    lines = [f"# {identity.manufacturer} {identity.product_class} {identity.serial_number}"]
+    for value in model.get_parameter_values(names):
+        text = value.value.replace("\\", "\\\\").replace("\n", "\\n")
+        lines.append(f"{value.name}\t{value.type}\t{text}")
+    return ("\n".join(lines) + "\n").encode()
 
 
 class SessionCookies:

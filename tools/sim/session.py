@@ -50,10 +50,18 @@ CPE_METHODS: tuple[str, ...] = (
     "Reboot",
     "FactoryReset",
     "Download",
+    "Upload",
     "ScheduleInform",
 )
 # Download FileTypes accepted (A.3.2.8); vendor types start with "X ".
 FILE_TYPES = ("1 Firmware Upgrade Image", "2 Web Content", "3 Vendor Configuration File")
+# Upload FileTypes (A.4.1.5): this CPE has one configuration file and one log (<i> = 1).
+UPLOAD_FILE_TYPES = (
+    "1 Vendor Configuration File",
+    "2 Vendor Log File",
+    "3 Vendor Configuration File 1",
+    "4 Vendor Log File 1",
+)
 
 _HEADER_RE = re.compile(rb"<soap-env:Header>.*?</soap-env:Header>", re.DOTALL)
 
@@ -70,6 +78,7 @@ class Quirks:
     cookie_attributes: bool = False  # RFC 2109 `$Version="1"; n=v; $Path=...` cookies
     boolean_digits: bool = False  # booleans as 1/0 rather than true/false
     basic_auth: bool = False  # connection requests may use HTTP Basic
+    upload_post: bool = False  # uploads as a multipart/form-data POST rather than a PUT
 
     def namespace(self, default_version: int) -> str:
         """The CWMP namespace this CPE writes."""
@@ -102,6 +111,7 @@ class Actions:
     factory_reset: bool = False
     schedule_informs: list[tuple[int, str]] = field(default_factory=list)
     downloads: list[m.Download] = field(default_factory=list)
+    uploads: list[m.Upload] = field(default_factory=list)
 
 
 class SessionFailed(Exception):
@@ -341,6 +351,15 @@ class CpeSession:
         # Status 1: the download has not completed; TransferComplete will follow.
         return m.DownloadResponse(1)
 
+    def _upload(self, r: m.Upload) -> m.Message:
+        if r.file_type not in UPLOAD_FILE_TYPES:
+            raise InvalidArguments(f"FileType {r.file_type!r} is not supported")
+        if not r.url or len(r.url) > 256:
+            raise InvalidArguments("URL must be 1-256 characters")
+        self.actions.uploads.append(r)
+        # Status 1: the upload has not completed; TransferComplete will follow.
+        return m.UploadResponse(1)
+
     # --- writing ---------------------------------------------------------------------
 
     def _request(self, message: m.Message) -> bytes:
@@ -399,4 +418,5 @@ _HANDLERS: dict[type, Callable[[CpeSession, Any], m.Message]] = {
     m.FactoryReset: CpeSession._factory_reset,
     m.ScheduleInform: CpeSession._schedule_inform,
     m.Download: CpeSession._download,
+    m.Upload: CpeSession._upload,
 }
