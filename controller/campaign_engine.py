@@ -44,6 +44,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
+from acs import filestore
 from acs import query as q
 from acs import query_sql as qs
 from acs.store import task_hex
@@ -573,9 +574,12 @@ class CampaignEngine:
             if names:
                 for r in await conn.fetch(KNOWN_TYPES, devices, names):
                     known[r["device_id"]][r["path"]] = r["value_type"]
+            # A stored file as it is now: replaced since the campaign began, the new one.
+            name = taskbodies.file_name(task)
+            stored = await filestore.current_file(conn, name) if name else None
             for device in devices:
                 try:
-                    args_by_device[device] = taskbodies.arguments(task, known[device], seal)
+                    args_by_device[device] = taskbodies.arguments(task, known[device], seal, stored)
                 except ApiError as exc:
                     ends[device] = (
                         "failed",

@@ -19,9 +19,10 @@ Routes (operators and admins write, viewers read):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC
 from typing import Any
 
@@ -29,6 +30,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import ValidationError
 
+from acs import filestore
 from acs import query as q
 from acs import query_sql as qs
 from acs.store import task_hex
@@ -127,9 +129,21 @@ RETURNING *
 # --- validation ---------------------------------------------------------------------------
 
 
-def validate_action(index: int, action: Mapping[str, Any]) -> None:
-    """A 400 naming the action when it is not a valid task template or provision."""
+@contextlib.contextmanager
+def _naming_action(index: int) -> Iterator[None]:
+    """An action's 400 says which action it is."""
     try:
+        yield
+    except ApiError as exc:
+        raise ApiError(
+            exc.status, exc.code, f"actions[{index}]: {exc}", {**exc.details, "action": index}
+        ) from None
+
+
+def validate_action(index: int, action: Mapping[str, Any]) -> t._Task | None:
+    """The typed task of a task template (None for a provision); a 400 naming the
+    action when it is not valid."""
+    with _naming_action(index):
         if "provision" in action:
             try:
                 ProvisionAction.model_validate(action)
@@ -137,13 +151,21 @@ def validate_action(index: int, action: Mapping[str, Any]) -> None:
                 raise _invalid("INVALID_ACTION", exc, prefix=f"actions.{index}") from None
             if "provisions" in t.TASK_NAMES:  # once the API knows the task, its rules too
                 taskbodies.validate(rules.task_body(action))
-            return
-        task = taskbodies.validate(dict(action))
-        taskbodies.arguments(task, {}, str)  # e.g. a download without a url
-    except ApiError as exc:
-        raise ApiError(
-            exc.status, exc.code, f"actions[{index}]: {exc}", {**exc.details, "action": index}
-        ) from None
+            return None
+        return taskbodies.validate(dict(action))
+
+
+async def check_actions(conn: asyncpg.Pool | asyncpg.Connection, spec: CampaignSpec) -> None:
+    """What needs the database: a stored file a download names must exist now (it is
+    looked up again when each device's task is queued)."""
+    for index, action in enumerate(spec.actions):
+        task = validate_action(index, action)
+        if task is None:
+            continue
+        with _naming_action(index):
+            name = taskbodies.file_name(task)
+            stored = await filestore.current_file(conn, name) if name else None
+            taskbodies.arguments(task, {}, str, stored)
 
 
 def _invalid(code: str, exc: ValidationError, prefix: str = "") -> ApiError:
@@ -352,6 +374,7 @@ async def create_campaign(request: web.Request) -> web.Response:
     """POST /api/v1/campaigns[?dryRun=1]"""
     spec = parse_spec(parse_json(await request.text()))
     pool = request.app[nbi.POOL]
+    await check_actions(pool, spec)
     if request.query.get("dryRun", "").lower() in ("1", "true", "yes"):
         args: list[object] = []
         where = qs.device_where(q.parse_device_query(spec.query), args)

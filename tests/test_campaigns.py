@@ -20,7 +20,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from acs import server
+from acs import fileserver, server
+from acs.files import LINK_PURPOSE, UPLOAD_SEAL_PURPOSE, ChunkCipher, FileUrls
 from controller import app as api_app
 from controller import campaign_cli, campaigns, cli
 from controller import campaign_rules as rules
@@ -36,6 +37,7 @@ IGD = "InternetGatewayDevice"
 VERSION = f"{IGD}.DeviceInfo.SoftwareVersion"
 FAST = campaigns.EngineSettings(interval=0.3, settle=0.05, lock_retry=0.2)
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
+IMAGE = b"\x7fFIRMWARE" * 512
 
 
 # --- end-to-end scaffolding ------------------------------------------------------------------
@@ -54,25 +56,27 @@ class Env:
 
 @pytest.fixture
 async def env(pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[Env]:
-    """PostgreSQL, the ACS and a firmware file server; the API is started by each test."""
+    """PostgreSQL, the ACS with its file server (stored files), and a plain web server
+    for firmware by URL; the API is started by each test."""
     config = Config(
         acs=AcsConfig(session_timeout=5),
         connection_request=ConnectionRequestConfig(timeout=2),
     )
     sealer = Sealer(SECRET_KEY)
     token = await create_token(pool, "noc-admin", "admin")
-    files = web.Application()
-    image = b"\x7fFIRMWARE" * 512
+    web_server = web.Application()
 
     async def firmware(_request: web.Request) -> web.Response:
-        return web.Response(body=image)
+        return web.Response(body=IMAGE)
 
-    files.router.add_get("/fw/{name}", firmware)
-    async with (
-        serving(server.create_app(pool, config.acs, sealer)) as acs_url,
-        serving(files) as files_url,
-    ):
-        yield Env(pool, db_dsn, config, sealer, token, acs_url + "/", files_url)
+    web_server.router.add_get("/fw/{name}", firmware)
+    key = sealer.subkey(LINK_PURPOSE)
+    cipher = ChunkCipher(sealer.subkey(UPLOAD_SEAL_PURPOSE))
+    stored_files = fileserver.create_app(pool, config, FileUrls(key, "http://unused"), cipher)
+    async with serving(stored_files) as stored_url, serving(web_server) as files_url:
+        acs = server.create_app(pool, config.acs, sealer, file_urls=FileUrls(key, stored_url))
+        async with serving(acs) as acs_url:
+            yield Env(pool, db_dsn, config, sealer, token, acs_url + "/", files_url)
 
 
 @contextlib.asynccontextmanager
@@ -462,6 +466,32 @@ async def test_actions_run_in_order_each_queued_when_the_previous_is_done(env: E
             assert reboot["created"] >= download["completed"]
             assert download["body"]["campaign"] == campaign_id
             assert any(("M Reboot" in r.events) for r in cpe.history)
+
+
+async def test_a_campaign_downloads_a_stored_file_by_name(env: Env) -> None:
+    async with fleet(env, 10, seed=1000) as cpes, api(env) as (client, _app):
+        missing = await client(
+            "POST",
+            "/api/v1/campaigns",
+            data=firmware_spec(env, actions=[{"name": "download", "file": "3.0.bin"}]),
+        )
+        assert missing.status == 400 and missing.body["error"]["code"] == "FILE_NOT_FOUND"
+        assert missing.body["error"]["message"].startswith("actions[0]: ")
+        stored = await client(
+            "PUT", "/files/3.0.bin", data=IMAGE, headers={"fileType": "1 Firmware Upgrade Image"}
+        )
+        assert stored.status in (200, 201), stored.body
+        spec = firmware_spec(
+            env,
+            actions=[{"name": "download", "file": "3.0.bin"}],
+            successCriterion={VERSION: "3.0"},
+        )
+        campaign_id = await create(client, spec)
+        doc = await wait_campaign(client, campaign_id, lambda d: d["state"] == "completed")
+        assert doc["devices"]["succeeded"] == 10
+        assert all(c.datamodel[VERSION] == "3.0" for c in cpes.cpes)
+        task = await env.pool.fetchrow("SELECT * FROM tasks LIMIT 1")
+        assert task["args"]["file"] == "3.0.bin" and task["args"]["fileSize"] == len(IMAGE)
 
 
 # --- the rules, without I/O ------------------------------------------------------------------
