@@ -223,6 +223,8 @@ class PlanContext:
     unseal: Callable[[str], str] = str
     secret: Callable[[str], str] = lambda purpose: ""
     first_limit: int = 64
+    boolean_style: str = "word"  # device class quirks for the values we send
+    datetime_ms: bool = False
 
 
 class Planner:
@@ -275,7 +277,19 @@ class Planner:
         for channel, writes in needs.write.items():
             if channel not in self.failed and writes:
                 items = list(writes.items())[: self.ctx.spv_batch]
-                params = tuple(m.ParameterValue(p, val, t) for p, (val, t) in items)
+                params = tuple(
+                    m.ParameterValue(
+                        p,
+                        v.for_cpe(
+                            t,
+                            self.ctx.unseal(val),
+                            boolean_style=self.ctx.boolean_style,
+                            datetime_ms=self.ctx.datetime_ms,
+                        ),
+                        t,
+                    )
+                    for p, (val, t) in items
+                )
                 return Planned(m.SetParameterValues(params, ""), frozenset((channel,)))
         return None
 

@@ -260,6 +260,8 @@ class Settings:
     skip_root_gpn: bool = False
     unseal: Callable[[str], str] = str
     secret_key: bytes = b""
+    boolean_style: str = "word"
+    datetime_ms: bool = False
 
 
 def _variables(snapshot: DeviceSnapshot, args: tuple[Any, ...], now: float) -> dict[str, Any]:
@@ -332,6 +334,8 @@ def run(
         skip_root_gpn=settings.skip_root_gpn,
         unseal=settings.unseal,
         secret=secret,
+        boolean_style=settings.boolean_style,
+        datetime_ms=settings.datetime_ms,
     )
     planner = pl.Planner(state, declarations, ctx)
     channels = {d.channel for d in declarations} | {c for _, c, _, _ in others}

@@ -22,6 +22,7 @@ from aiohttp import web
 from acs import health, metrics, soap
 from acs import messages as m
 from acs import session as s
+from acs.catalog import CatalogCache
 from acs.faults import CwmpFault, MethodNotSupported
 from acs.files import FileUrls
 from acs.store import CwmpStore, LeaseLost, StoreConfig
@@ -93,6 +94,7 @@ STORE = web.AppKey("cwmp_store", CwmpStore)
 SESSIONS = web.AppKey("cwmp_sessions", Sessions)
 SETTINGS = web.AppKey("acs_config", AcsConfig)
 SESSION_CONFIG = web.AppKey("session_config", s.SessionConfig)
+CATALOG = web.AppKey("catalog", CatalogCache)
 
 
 def _same_device(session: s.Session, inform: m.Inform) -> bool:
@@ -257,6 +259,13 @@ class CwmpHandler:
             for record in records:
                 if isinstance(record, s.TaskFailed | s.SessionFault):
                     metrics.FAULTS.labels(record.code).inc()
+                elif isinstance(record, s.ChannelResult) and record.fault is not None:
+                    metrics.FAULTS.labels(record.fault.code).inc()
+            if isinstance(reply, s.LoadDevice):
+                if records:
+                    await store.commit(session.device_id, session.id, records, lease)
+                session.device_loaded(await store.load_device(session.device_id, reply.spec))
+                continue
             if isinstance(reply, s.FetchTasks):
                 if records:
                     await store.commit(session.device_id, session.id, records, lease)
@@ -353,18 +362,27 @@ async def _sweep(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _catalog(app: web.Application) -> AsyncIterator[None]:
+    """Presets and provisions, reloaded whenever any process changes them."""
+    await app[CATALOG].start()
+    yield
+    await app[CATALOG].stop()
+
+
 def create_app(
     pool: asyncpg.Pool,
     config: AcsConfig,
     sealer: Sealer | None,
+    dsn: str | None = None,
     *,
     file_urls: FileUrls | None = None,
     link_seconds: int = 3600,
 ) -> web.Application:
     """The CWMP application (port 7547 by default); the caller owns the pool.
 
-    `file_urls` signs the links Download and Upload RPCs carry (see acs.fileserver);
-    without it, downloads of stored files and uploads to the file server fault.
+    With `dsn`, catalog changes other processes make are picked up as they happen
+    (LISTEN). `file_urls` signs the links Download and Upload RPCs carry (see
+    acs.fileserver); without it, downloads of stored files and uploads fault.
     """
     app = web.Application(client_max_size=config.max_body_bytes)
     app[health.POOL] = pool
@@ -373,13 +391,18 @@ def create_app(
         pool, sealer, StoreConfig(retry_delay=config.retry_delay, max_retries=config.max_retries)
     )
     app[SESSIONS] = Sessions()
+    app[CATALOG] = cache = CatalogCache(pool, dsn)
     app[SESSION_CONFIG] = s.SessionConfig(
         timeout=config.session_timeout,
         max_rpcs=config.max_rpcs_per_session,
         unseal=sealer.unseal if sealer else str,
         file_urls=file_urls,
         link_seconds=link_seconds,
+        catalog=cache.current,
+        retry_delay=config.retry_delay,
+        secret_key=sealer.subkey("chronos device secrets") if sealer else b"",
     )
+    app.cleanup_ctx.append(_catalog)
     health.add_routes(app)
     handler = CwmpHandler(app)
     # CPEs are configured with any path and query string: every POST is CWMP.

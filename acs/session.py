@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acs import messages as m
+from acs import provisioning as prov
 from acs import tasks as t
 from acs import tree
 from acs.faults import (
@@ -105,6 +106,32 @@ class TaskFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisionStep:
+    """Tree changes provisioning learned or made (not tied to a task)."""
+
+    update: tree.TreeUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelResult:
+    """A provisioning channel converged (fault None: clear its fault) or faulted."""
+
+    channel: str
+    fault: prov.pl.ChannelFault | None
+
+
+@dataclass(frozen=True, slots=True)
+class TagsChanged:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTasks:
+    tasks: tuple[prov.QueuedTask, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SessionFault:
     """A fault of the session itself (the 'default' channel), not of one task."""
 
@@ -120,6 +147,10 @@ Record = (
     | TaskFinished
     | TaskFailed
     | SessionFault
+    | ProvisionStep
+    | ChannelResult
+    | TagsChanged
+    | QueueTasks
 )
 
 # --- what to answer ------------------------------------------------------------------
@@ -140,7 +171,14 @@ class FetchTasks:
     """Load the device's open tasks (none left: release its lease) and call load_tasks."""
 
 
-Reply = Send | End | FetchTasks
+@dataclass(frozen=True, slots=True)
+class LoadDevice:
+    """Load what provisioning reads (`spec`) and call device_loaded with it."""
+
+    spec: prov.LoadSpec
+
+
+Reply = Send | End | FetchTasks | LoadDevice
 
 
 class ProtocolError(Exception):
@@ -168,14 +206,33 @@ class SessionConfig:
     unseal: Callable[[str], str] = str  # identity on text unless a sealer is given
     file_urls: FileUrls | None = None  # signs the links of downloads and uploads
     link_seconds: int = 3600  # how long such a link is valid after its RPC
+    catalog: Callable[[], prov.Catalog] = prov.Catalog  # presets etc., as of now
+    retry_delay: int = 300
+    secret_key: bytes = b""
     clock: Callable[[], float] = time.time
+
+
+# Informs whose content the CPE repeats at its next Inform: no virtual parameter can
+# have changed that the next eventful session will not see.
+_SOFT_EVENTS = frozenset({"2 PERIODIC", "6 CONNECTION REQUEST"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    """Provisioning waiting for its device snapshot."""
+
+    spec: prov.LoadSpec
+    presets: tuple[prov.Preset, ...]
+    extra: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    task: t.TaskRecord | None = None
 
 
 @dataclass(slots=True)
 class _Running:
-    task: t.TaskRecord
-    runner: t.Runner
+    task: t.TaskRecord | None  # None: preset provisioning
+    runner: t.Runner | Any
     request: m.Message | None = None  # the RPC sent and not yet answered
+    provisioning: bool = False
 
 
 @dataclass(slots=True)
@@ -198,6 +255,12 @@ class Session:
     _fresh: bool = False
     _running: _Running | None = None
     _to_send: m.Message | None = None
+    root: str = "InternetGatewayDevice"
+    started: float = 0.0
+    identity: m.DeviceIdStruct | None = None
+    _catalog: prov.Catalog | None = None
+    _presets: tuple[prov.Preset, ...] | None = None  # provisioning still to run
+    _load: _Load | None = None
 
     # --- input ---
 
@@ -224,8 +287,41 @@ class Session:
         self._fresh = True
 
     def set_options(self, options: dict[str, Any]) -> None:
-        """Per-device quirk settings, known once the Inform is stored."""
-        self.options = options
+        """Per-device quirk settings, known once the Inform is stored; they override the
+        settings of the device's class."""
+        merged: dict[str, Any] = {}
+        if self._catalog is not None and self.identity is not None:
+            merged = self._catalog.class_options(self.identity.oui, self.identity.product_class)
+        merged.update(options or {})
+        self.options = merged
+
+    def device_loaded(self, snapshot: prov.DeviceSnapshot) -> None:
+        """The data a LoadDevice asked for: provisioning can start."""
+        load, self._load = self._load, None
+        assert load is not None and self._catalog is not None
+        settings = prov.Settings(
+            retry_delay=self.config.retry_delay,
+            gpv_batch=int(self.options.get("gpv_batch", self.config.gpv_batch)),
+            skip_root_gpn=bool(self.options.get("skip_root_gpn", False)),
+            unseal=self.config.unseal,
+            secret_key=self.config.secret_key,
+            boolean_style=self.options.get("boolean_style", "word"),
+            datetime_ms=bool(self.options.get("datetime_ms", False)),
+        )
+        channel = f"task_{load.task.id:024x}" if load.task is not None else ""
+        runner = prov.run(
+            load.presets,
+            self._catalog,
+            snapshot,
+            root=self.root,
+            started=self.started,
+            clock=self.config.clock,
+            settings=settings,
+            extra=load.extra,
+            extra_channel=channel,
+        )
+        self._running = _Running(load.task, runner, provisioning=True)
+        self._step(None)
 
     # --- output ---
 
@@ -242,9 +338,21 @@ class Session:
         while self._to_send is None:
             if self._running is not None:
                 raise ProtocolError("a response to the outstanding RPC is due first")
+            if self._load is not None:
+                return LoadDevice(self._load.spec)
+            if self._presets is not None and self._catalog is not None:
+                presets, self._presets = self._presets, None
+                spec = prov.load_spec(presets, self._catalog, self.root)
+                self._load = _Load(spec, presets)
+                continue
             if self._queue:
                 task = self._queue.popleft()
                 self.attempted.add(task.id)
+                if task.name == "provisions" and self._catalog is not None:
+                    extra = tuple((str(p[0]), tuple(p[1:])) for p in task.args["provisions"])
+                    spec = prov.load_spec((), self._catalog, self.root, extra)
+                    self._load = _Load(spec, (), extra, task)
+                    continue
                 self._running = _Running(task, t.start(task, self._run_context()))
                 self._step(None)
             elif self._fresh:
@@ -269,7 +377,8 @@ class Session:
         return t.RunContext(
             facts=self._facts,
             boolean_style=self.options.get("boolean_style", "word"),
-            gpv_batch=self.config.gpv_batch,
+            datetime_ms=bool(self.options.get("datetime_ms", False)),
+            gpv_batch=int(self.options.get("gpv_batch", self.config.gpv_batch)),
             unseal=self.config.unseal,
             device_id=self.device_id or "",
             now=self.config.clock(),
@@ -304,6 +413,15 @@ class Session:
             None,
         )
         self._facts = t.InformFacts(inform.events, parameter_key)
+        self.identity = ident
+        self.started = self.config.clock()
+        if inform.parameters:
+            self.root = inform.parameters[0].name.split(".", 1)[0] or self.root
+        self._catalog = catalog = self.config.catalog()
+        codes = [e.event_code for e in inform.events]
+        presets = prov.candidates(catalog, codes, self.started)
+        if presets or (catalog.virtual and not _SOFT_EVENTS.issuperset(codes)):
+            self._presets = tuple(presets)
         self._records.append(InformRecord(self.device_id, inform, self.cwmp_ns))
         self._replies.append(m.InformResponse(1))
         self.state = State.CPE_REQUESTS
@@ -363,7 +481,11 @@ class Session:
             else:
                 rpc = running.runner.send(answer)
         except StopIteration as stop:
+            if running.provisioning:
+                self._provisioned(running.task, stop.value)
+                return
             outcome: t.Outcome = stop.value
+            assert task is not None
             self._records.append(
                 TaskFinished(
                     task.id, outcome.status, outcome.update, outcome.result, outcome.progress
@@ -377,13 +499,47 @@ class Session:
         except t.TaskError as error:
             self._fail(task, error.code, str(error), None)
             return
-        if rpc.update or rpc.progress is not None:
+        if running.provisioning:
+            if rpc.update:
+                self._records.append(ProvisionStep(rpc.update))
+        elif rpc.update or rpc.progress is not None:
+            assert task is not None
             self._records.append(TaskStep(task.id, rpc.update, rpc.progress))
         running.request = rpc.message
         self._to_send = rpc.message
 
-    def _fail(self, task: t.TaskRecord, code: str, message: str, detail: dict | None) -> None:
-        self._records.append(TaskFailed(task.id, code, message, detail))
+    def _provisioned(self, task: t.TaskRecord | None, outcome: prov.Outcome) -> None:
+        """Records for a finished provisioning run (presets, or a provisions task)."""
+        update = outcome.update
+        if outcome.virtual:
+            update = update.merge(tree.from_values(outcome.virtual))
+        if update:
+            self._records.append(ProvisionStep(update))
+        if outcome.tags_added or outcome.tags_removed:
+            self._records.append(TagsChanged(outcome.tags_added, outcome.tags_removed))
+        if outcome.tasks:
+            self._records.append(QueueTasks(outcome.tasks))
+        if task is None:
+            for channel in sorted(outcome.succeeded):
+                self._records.append(ChannelResult(channel, None))
+            for fault in outcome.faults:
+                self._records.append(ChannelResult(fault.channel, fault))
+        elif outcome.faults:
+            fault = outcome.faults[0]
+            detail = {"origin": fault.origin, **(fault.detail or {})}
+            self._records.append(TaskFailed(task.id, fault.code, fault.message, detail))
+        else:
+            self._records.append(TaskFinished(task.id, "done", tree.EMPTY, None, None))
+        self._finish()
+
+    def _fail(
+        self, task: t.TaskRecord | None, code: str, message: str, detail: dict | None
+    ) -> None:
+        """A task (or, task None, preset provisioning) that cannot go on."""
+        if task is None:
+            self._records.append(SessionFault(code, message))
+        else:
+            self._records.append(TaskFailed(task.id, code, message, detail))
         self._finish()
 
     def _finish(self) -> None:

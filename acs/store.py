@@ -21,6 +21,8 @@ from acs import session as s
 from acs import tree
 from acs import values as v
 from acs.batch import Batcher
+from acs.planner import ChannelFault
+from acs.provisioning import DeviceSnapshot, LoadSpec, QueuedTask
 from acs.tasks import TaskRecord, task_id_from_key
 from schemas.sealing import Sealer, is_secret_path
 
@@ -81,7 +83,9 @@ WITH sync AS (
            now()
     FROM changed c ORDER BY c.device_id, c.path
     ON CONFLICT (device_id, path) DO UPDATE SET
-        object = false, object_ts = EXCLUDED.object_ts, value = EXCLUDED.value,
+        object = false, object_ts = EXCLUDED.object_ts,
+        value = CASE WHEN EXCLUDED.value = '' AND left(p.value, 7) = 'sealed:' THEN p.value
+                     ELSE EXCLUDED.value END,
         value_type = EXCLUDED.value_type, value_num = EXCLUDED.value_num,
         value_ts = EXCLUDED.value_ts
 )
@@ -163,9 +167,22 @@ INSERT INTO device_params AS p (device_id, path, object, object_ts,
 SELECT $1, u.path, false, now(), u.value, u.type, cwmp_number(u.value, u.type), now()
 FROM unnest($2::text[], $3::text[], $4::text[]) AS u(path, value, type)
 ON CONFLICT (device_id, path) DO UPDATE SET
-    object = false, object_ts = EXCLUDED.object_ts, value = EXCLUDED.value,
+    object = false, object_ts = EXCLUDED.object_ts,
+    -- A CPE reads a credential back as "": keep the one we set (it is sealed).
+    value = CASE WHEN EXCLUDED.value = '' AND left(p.value, 7) = 'sealed:' THEN p.value
+                 ELSE EXCLUDED.value END,
     value_type = EXCLUDED.value_type, value_num = EXCLUDED.value_num,
     value_ts = EXCLUDED.value_ts
+"""
+
+# Objects whose children (and, deep, whole subtree) a GetParameterNames listed.
+UPSERT_ENUMERATED = """
+INSERT INTO device_params AS p (device_id, path, object, object_ts, children_ts, subtree_ts)
+SELECT $1, u.path, true, now(), now(), CASE WHEN u.deep THEN now() END
+FROM unnest($2::text[], $3::boolean[]) AS u(path, deep)
+ON CONFLICT (device_id, path) DO UPDATE SET
+    object = true, children_ts = now(),
+    subtree_ts = CASE WHEN EXCLUDED.subtree_ts IS NOT NULL THEN now() ELSE p.subtree_ts END
 """
 
 UPSERT_NODES = """
@@ -233,6 +250,63 @@ DELETE_FAULT = "DELETE FROM faults WHERE id = $1"
 INSERT_EVENT = "INSERT INTO device_events (device_id, kind, detail) VALUES ($1, $2, $3)"
 
 NOTIFY_TASK = "SELECT pg_notify('chronos_task', $1)"
+
+LOAD_DEVICE = """
+SELECT id, oui, product_class, serial_number, manufacturer, tags, registered, last_inform,
+       last_boot, last_bootstrap, inform_params
+FROM devices WHERE id = $1
+"""
+
+# The parameters provisioning reads: exact paths, and subtrees ('' is the whole tree).
+LOAD_PARAMS = """
+SELECT p.path, p.object, p.writable, p.value, p.value_type,
+       GREATEST(p.value_ts, CASE WHEN p.path = ANY($4::text[]) THEN $5::timestamptz END)
+           AS value_ts,
+       p.children_ts, p.subtree_ts
+FROM device_params p
+WHERE p.device_id = $1 AND (
+    p.path = ANY($2::text[])
+    OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS s(prefix)
+               WHERE s.prefix = '' OR p.path = s.prefix
+                  OR (p.path >= s.prefix || '.' AND p.path < s.prefix || '/')))
+"""
+
+LOAD_CHANNEL_FAULTS = """
+SELECT channel, retries, timestamp FROM faults
+WHERE device_id = $1 AND task_id IS NULL AND channel = ANY($2::text[])
+"""
+
+LOAD_TRANSFERS = """
+SELECT name, body->>'fileType' AS file_type,
+       COALESCE(body->>'file', body->>'fileName') AS file_name, max(completed) AS completed
+FROM tasks
+WHERE device_id = $1 AND name IN ('download', 'upload') AND status = 'done'
+GROUP BY 1, 2, 3
+"""
+
+UPSERT_CHANNEL_FAULT = """
+INSERT INTO faults (id, device_id, channel, code, message, detail, retries, timestamp)
+VALUES ($1, $2, $3, $4, $5, $6, 0, now())
+ON CONFLICT (id) DO UPDATE SET
+    code = EXCLUDED.code, message = EXCLUDED.message, detail = EXCLUDED.detail,
+    retries = faults.retries + 1, timestamp = now()
+"""
+
+CHANGE_TAGS = """
+UPDATE devices SET tags = COALESCE((
+    SELECT array_agg(DISTINCT t ORDER BY t) FROM unnest(array_cat(tags, $2::text[])) AS t
+    WHERE t <> ALL($3::text[])), '{}')
+WHERE id = $1
+"""
+
+# A task provisioning asks for, unless one with the same key is still open.
+QUEUE_TASK = """
+INSERT INTO tasks (device_id, name, body, args)
+SELECT $1, $2, $3, $4
+WHERE NOT EXISTS (
+    SELECT 1 FROM tasks WHERE device_id = $1 AND status IN ('pending', 'waiting')
+      AND body->>'uniqueKey' = $5)
+"""
 
 
 # Events of an Inform whose content the CPE sends again at its next Inform.
@@ -420,6 +494,13 @@ class CwmpStore:
             )
         if update.values:
             await conn.execute(UPSERT_VALUES, device_id, *self._value_arrays(update.values))
+        if update.enumerated:
+            await conn.execute(
+                UPSERT_ENUMERATED,
+                device_id,
+                [e.path for e in update.enumerated],
+                [e.deep for e in update.enumerated],
+            )
         if update.attributes:
             await conn.execute(
                 UPSERT_ATTRIBUTES,
@@ -545,8 +626,124 @@ class CwmpStore:
             0,
         )
 
+    async def load_device(self, device_id: str, spec: LoadSpec) -> DeviceSnapshot:
+        """What a session's provisioning reads, in one consistent snapshot."""
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            device = await conn.fetchrow(LOAD_DEVICE, device_id)
+            if device is None:
+                raise LeaseLost(device_id)  # deleted under the session
+            params = await conn.fetch(
+                LOAD_PARAMS,
+                device_id,
+                sorted(spec.exact),
+                sorted(spec.subtrees),
+                device["inform_params"],
+                device["last_inform"],
+            )
+            faults = await conn.fetch(LOAD_CHANNEL_FAULTS, device_id, sorted(spec.channels))
+            transfers = await conn.fetch(LOAD_TRANSFERS, device_id)
+        return DeviceSnapshot(
+            id=device["id"],
+            oui=device["oui"],
+            product_class=device["product_class"],
+            serial_number=device["serial_number"],
+            manufacturer=device["manufacturer"],
+            tags=tuple(device["tags"]),
+            registered=device["registered"],
+            last_inform=device["last_inform"],
+            last_boot=device["last_boot"],
+            last_bootstrap=device["last_bootstrap"],
+            params=tuple(dict(r) for r in params),
+            faults={r["channel"]: (r["retries"], r["timestamp"]) for r in faults},
+            done_files=frozenset(
+                (r["file_type"], r["file_name"]) for r in transfers if r["name"] == "download"
+            ),
+            uploads={r["file_type"]: r["completed"] for r in transfers if r["name"] == "upload"},
+        )
+
+    async def _provision_step(
+        self, conn: asyncpg.Connection, device_id: str, r: s.ProvisionStep
+    ) -> None:
+        await self.apply_tree(conn, device_id, r.update)
+
+    async def _channel(self, conn: asyncpg.Connection, device_id: str, r: s.ChannelResult) -> None:
+        fault_id = f"{device_id}:{r.channel}"
+        if r.fault is None:
+            await conn.execute(DELETE_FAULT, fault_id)
+            return
+        detail = {"origin": r.fault.origin, **(r.fault.detail or {})}
+        await conn.execute(
+            UPSERT_CHANNEL_FAULT,
+            fault_id,
+            device_id,
+            r.channel,
+            r.fault.code,
+            r.fault.message,
+            detail,
+        )
+        log.warning(
+            "provisioning faulted",
+            extra={
+                "device_id": device_id,
+                "channel": r.channel,
+                "code": r.fault.code,
+                "origin": r.fault.origin,
+                "fault": r.fault.message,
+            },
+        )
+
+    async def _tags(self, conn: asyncpg.Connection, device_id: str, r: s.TagsChanged) -> None:
+        await conn.execute(CHANGE_TAGS, device_id, list(r.added), list(r.removed))
+
+    async def _queue(self, conn: asyncpg.Connection, device_id: str, r: s.QueueTasks) -> None:
+        for task in r.tasks:
+            body = {**task.body, "uniqueKey": task.unique_key}
+            args = await queued_arguments(conn, task)
+            if args is None:
+                channel = task.unique_key.split(":")[1]
+                fault = ChannelFault(
+                    channel,
+                    "provision.file_not_found",
+                    f"no stored file {task.body.get('file')!r}",
+                    task.unique_key,
+                )
+                await self._channel(conn, device_id, s.ChannelResult(channel, fault))
+                continue
+            await conn.execute(QUEUE_TASK, device_id, task.name, body, args, task.unique_key)
+
     async def _inform(self, conn: asyncpg.Connection, device_id: str, r: s.InformRecord) -> None:
         raise AssertionError("an Inform is stored by begin(), never by commit()")
+
+
+async def queued_arguments(conn: asyncpg.Connection, task: QueuedTask) -> dict[str, Any] | None:
+    """What a transfer task provisioning queues runs with (as the API would have made it);
+    None when its stored file does not exist."""
+    body = task.body
+    if task.name == "upload":
+        return {
+            "fileType": body["fileType"],
+            "url": "",
+            "username": "",
+            "password": "",
+            "delaySeconds": 0,
+        }
+    from acs import filestore  # filestore builds on this module's task SQL
+
+    stored = await filestore.current_file(conn, body["file"])
+    if stored is None:
+        return None
+    return {
+        "file": stored.name,
+        "fileType": body.get("fileType") or stored.file_type,
+        "fileSize": stored.length,
+        "targetFileName": body.get("targetFileName", ""),
+        "delaySeconds": 0,
+        "successUrl": "",
+        "failureUrl": "",
+    }
 
 
 async def _prune(conn: asyncpg.Connection, device_id: str, prune: tree.Prune) -> None:
@@ -573,6 +770,10 @@ def _task_record(row: dict[str, Any]) -> TaskRecord:
 
 _APPLY = {
     s.InformRecord: CwmpStore._inform,
+    s.ProvisionStep: CwmpStore._provision_step,
+    s.ChannelResult: CwmpStore._channel,
+    s.TagsChanged: CwmpStore._tags,
+    s.QueueTasks: CwmpStore._queue,
     s.TaskStep: CwmpStore._step,
     s.TaskFinished: CwmpStore._finished,
     s.TaskFailed: CwmpStore._failed,

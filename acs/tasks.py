@@ -56,6 +56,7 @@ class InformFacts:
 class RunContext:
     facts: InformFacts = InformFacts()
     boolean_style: str = "word"
+    datetime_ms: bool = False  # send dateTimes with milliseconds (a device class quirk)
     gpv_batch: int = 100
     unseal: Callable[[str], str] = str
     device_id: str = ""  # the device in session: links are made for it alone
@@ -115,7 +116,12 @@ def _values(
     return tuple(
         m.ParameterValue(
             prefix + name,
-            for_cpe(type_, ctx.unseal(value), boolean_style=ctx.boolean_style),
+            for_cpe(
+                type_,
+                ctx.unseal(value),
+                boolean_style=ctx.boolean_style,
+                datetime_ms=ctx.datetime_ms,
+            ),
             type_,
         )
         for name, value, type_ in rows

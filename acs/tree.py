@@ -45,15 +45,31 @@ class Prune:
 
 
 @dataclass(frozen=True, slots=True)
+class Enumerated:
+    """An object whose children were listed; `deep`: its whole subtree was."""
+
+    path: str
+    deep: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TreeUpdate:
     values: tuple[m.ParameterValue, ...] = ()
     nodes: tuple[NodeInfo, ...] = ()
     attributes: tuple[m.ParameterAttribute, ...] = ()
     prunes: tuple[Prune, ...] = ()
     deletes: tuple[str, ...] = ()  # subtrees (the node included) that no longer exist
+    enumerated: tuple[Enumerated, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.nodes or self.attributes or self.prunes or self.deletes)
+        return bool(
+            self.values
+            or self.nodes
+            or self.attributes
+            or self.prunes
+            or self.deletes
+            or self.enumerated
+        )
 
     def merge(self, other: TreeUpdate) -> TreeUpdate:
         return TreeUpdate(
@@ -62,6 +78,7 @@ class TreeUpdate:
             self.attributes + other.attributes,
             self.prunes + other.prunes,
             self.deletes + other.deletes,
+            self.enumerated + other.enumerated,
         )
 
 
@@ -84,7 +101,14 @@ def from_names(request: m.GetParameterNames, response: m.GetParameterNamesRespon
     if request.parameter_path and not request.parameter_path.endswith("."):
         return TreeUpdate(nodes=nodes)  # a single parameter: nothing to prune
     keep = frozenset(n.path for n in nodes)
-    return TreeUpdate(nodes=nodes, prunes=(Prune(root, request.next_level, keep),))
+    if request.next_level:
+        enumerated: tuple[Enumerated, ...] = (Enumerated(root, False),)
+    else:
+        objects = (n.path for n in nodes if n.object and n.path != root)
+        enumerated = (Enumerated(root, True), *(Enumerated(p, True) for p in objects))
+    return TreeUpdate(
+        nodes=nodes, prunes=(Prune(root, request.next_level, keep),), enumerated=enumerated
+    )
 
 
 def from_attributes(params: tuple[m.ParameterAttribute, ...]) -> TreeUpdate:

@@ -176,8 +176,15 @@ def from_json(value: object, type_: str | None) -> tuple[str, str]:
     return canonical(type_, text)
 
 
-def for_cpe(type_: str, value: str, *, boolean_style: str = "word") -> str:
-    """A stored value in the form sent to a CPE; some CPEs only accept 1/0 booleans."""
+def for_cpe(
+    type_: str, value: str, *, boolean_style: str = "word", datetime_ms: bool = False
+) -> str:
+    """A stored value in the form sent to a CPE: some CPEs only accept 1/0 booleans, and
+    many refuse fractional seconds, so dateTimes go without them unless asked."""
     if type_ == BOOLEAN and boolean_style == "digit":
         return "1" if value == "true" else "0"
+    if type_ == DATETIME and not datetime_ms:
+        parsed = parse_datetime(value)
+        if parsed is not None:
+            return f"{parsed.year:04d}" + parsed.strftime("-%m-%dT%H:%M:%SZ")
     return value

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from acs import health
-from controller import campaigns, files_api, nbi, openapi
+from controller import campaigns, files_api, nbi, openapi, provisioning_api
 from controller.auth import CHECKER, TokenChecker, auth_middleware
 from controller.errors import error_middleware
 from controller.notify import TaskWaiter
@@ -46,7 +46,8 @@ def create_app(
     app.cleanup_ctx.append(_clients)
     health.add_routes(app)
     nbi.add_routes(app)
-    files_api.add_routes(app)
     campaigns.add_routes(app)
+    files_api.add_routes(app)
+    provisioning_api.add_routes(app)
     openapi.add_routes(app)
     return app

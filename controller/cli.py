@@ -141,6 +141,7 @@ def _acs_app(db: Database, config: Config, sealer: Sealer) -> web.Application:
         db.pool,
         config.acs,
         sealer,
+        db.dsn,
         file_urls=_file_urls(config, sealer),
         link_seconds=config.files.link_seconds,
     )

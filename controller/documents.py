@@ -67,6 +67,8 @@ def device_document(
     fresh = frozenset(device["inform_params"] or ())
     last_inform = device["last_inform"]
     for row in params:
+        if not row["path"]:
+            continue  # the data model's root ("" lists the top-level objects)
         node = _node(doc, row["path"])
         if row["object"] is not None:
             node["_object"] = row["object"]

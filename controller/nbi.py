@@ -24,6 +24,7 @@ from aiohttp import web
 from acs import connreq, filestore
 from acs import query as q
 from acs import query_sql as qs
+from acs.provisions import RESERVED as RESERVED_PROVISIONS
 from controller import documents as docs
 from controller import taskbodies
 from controller.auth import principal_of
@@ -59,6 +60,7 @@ KNOWN_TYPES = """
 SELECT path, value_type FROM device_params
 WHERE device_id = $1 AND path = ANY($2::text[]) AND value_type IS NOT NULL
 """
+KNOWN_PROVISIONS = "SELECT name FROM provisions WHERE name = ANY($1::text[])"
 DELETE_UNIQUE = """
 DELETE FROM tasks WHERE device_id = $1 AND body->>'uniqueKey' = $2
   AND status IN ('pending', 'waiting')
@@ -327,12 +329,21 @@ async def _insert_task(
         name = taskbodies.file_name(task)
         stored = await filestore.current_file(conn, name) if name else None
         args = taskbodies.arguments(task, known, seal, stored)
+        if task.name == "provisions":
+            await _check_provisions(conn, [p[0] for p in args["provisions"]])
         if task.uniqueKey:
             await conn.execute(DELETE_UNIQUE, device, task.uniqueKey)
         expiry = taskbodies.expiry_of(task, datetime.now(UTC))
         return await conn.fetchrow(
             INSERT_TASK, device, task.name, taskbodies.stored_body(body), args, expiry
         )
+
+
+async def _check_provisions(conn: asyncpg.Connection, names: list[str]) -> None:
+    stored = {r["name"] for r in await conn.fetch(KNOWN_PROVISIONS, names)}
+    unknown = sorted(set(names) - stored - RESERVED_PROVISIONS)
+    if unknown:
+        raise bad_request("UNKNOWN_PROVISION", f"no provision named {', '.join(unknown)}")
 
 
 async def _session_started(
@@ -465,15 +476,16 @@ FAULTS = Collection(
 
 async def list_tasks(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /tasks/?query=..."""
-    return await _collection(request, TASKS)
+    return await collection_response(request, TASKS)
 
 
 async def list_faults(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /faults/?query=..."""
-    return await _collection(request, FAULTS)
+    return await collection_response(request, FAULTS)
 
 
-async def _collection(request: web.Request, c: Collection) -> web.StreamResponse:
+async def collection_response(request: web.Request, c: Collection) -> web.StreamResponse:
+    """GET|HEAD of a GenieACS collection kept in one table (query, sort, page, total)."""
     args: list[object] = []
     try:
         where = qs.collection_where(_json_param(request, "query") or {}, c.fields, args)

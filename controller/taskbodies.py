@@ -143,6 +143,11 @@ def arguments(
             return {"path": task.parameterPath, "nextLevel": task.nextLevel}
         case t.SetParameterAttributesTask():
             return {"attributes": [list(item) for item in task.parameterAttributes]}
+        case t.ProvisionsTask():
+            for item in task.provisions:
+                if not isinstance(item[0], str) or not item[0]:
+                    raise bad_request("INVALID_TASK", "each provision is [name, args...]")
+            return {"provisions": [list(item) for item in task.provisions]}
         case t.UploadTask():
             return {
                 "fileType": task.fileType,

@@ -177,6 +177,18 @@ class GetRPCMethodsTask(_Task):
     name: Literal["getRPCMethods"]
 
 
+ProvisionArgument = bool | int | float | Text | None
+
+
+class ProvisionsTask(_Task):
+    """GenieACS's `provisions` task: run named provisions now, [[name, args...], ...]."""
+
+    name: Literal["provisions"]
+    provisions: list[Annotated[list[ProvisionArgument], Field(min_length=1, max_length=33)]] = (
+        Field(min_length=1, max_length=32)
+    )
+
+
 Task = Annotated[
     GetParameterValuesTask
     | SetParameterValuesTask
@@ -191,7 +203,8 @@ Task = Annotated[
     | GetParameterAttributesTask
     | SetParameterAttributesTask
     | GetRPCMethodsTask
-    | UploadTask,
+    | UploadTask
+    | ProvisionsTask,
     Field(discriminator="name"),
 ]
 TASK_ADAPTER: TypeAdapter[Task] = TypeAdapter(Task)
@@ -210,4 +223,5 @@ TASK_NAMES: tuple[str, ...] = (
     "setParameterAttributes",
     "getRPCMethods",
     "upload",
+    "provisions",
 )

@@ -90,8 +90,13 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         load_config(None, {"CHRONOS_ACS__BOGUS": "1", "CHRONOS_CONFIG": str(path)})
 
 
-def test_json_logs_carry_fields_and_redact_secret_names(capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_logs_carry_fields_and_redact_secret_names(
+    capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
     logs.setup("INFO", "json")
+    request.addfinalizer(lambda: (setattr(root, "handlers", saved[0]), root.setLevel(saved[1])))
     logging.getLogger("chronos.test").info(
         "connection request", extra={"device_id": "D1", "password": "hunter2", "auth_token": "t"}
     )

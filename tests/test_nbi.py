@@ -82,7 +82,7 @@ async def stack(pool: asyncpg.Pool, db_dsn: str) -> AsyncIterator[Stack]:
     listener = ConnectionRequestServer()
     await listener.start()
     async with (
-        serving(server.create_app(pool, config.acs, sealer)) as acs_url,
+        serving(server.create_app(pool, config.acs, sealer, db_dsn)) as acs_url,
         serving(api_app.create_app(pool, db_dsn, config, sealer)) as api_url,
     ):
         api = Api(api_url, token)
@@ -453,12 +453,10 @@ async def test_bare_connection_request_wakes_the_device(stack: Stack, cpe: Simul
 async def test_wrong_connection_request_password_is_reported(
     stack: Stack, cpe: SimulatedCpe
 ) -> None:
+    # The inform preset set credentials the ACS knows; make the stored one wrong.
     await stack.pool.execute(
-        "INSERT INTO device_params (device_id, path, value, value_type) VALUES ($1, $2, $3, 'xsd:string'),"
-        " ($1, $4, $5, 'xsd:string')",
+        "UPDATE device_params SET value = $3 WHERE device_id = $1 AND path = $2",
         cpe.device_id,
-        f"{IGD}.ManagementServer.ConnectionRequestUsername",
-        CR_USER,
         f"{IGD}.ManagementServer.ConnectionRequestPassword",
         Sealer(SECRET_KEY).seal("wrong"),
     )
