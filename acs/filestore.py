@@ -114,8 +114,13 @@ SELECT name FROM tasks WHERE id = $1 AND device_id = $2 AND status IN ('pending'
 """
 TIME_OUT_TRANSFERS = """
 WITH due AS (
-    SELECT t.id, COALESCE(d.options -> 'transfer_timeout_is_success' = 'true'::jsonb, false)
-               AS ok
+    -- The device's own option, else its class's (product class, then OUI-wide).
+    SELECT t.id, COALESCE(
+               d.options -> 'transfer_timeout_is_success',
+               (SELECT c.options -> 'transfer_timeout_is_success' FROM device_classes c
+                WHERE c.oui = d.oui AND c.product_class IN (d.product_class, '')
+                ORDER BY c.product_class DESC LIMIT 1)
+           ) = 'true'::jsonb IS TRUE AS ok
     FROM tasks t JOIN devices d ON d.id = t.device_id
     WHERE t.status = 'waiting' AND t.name IN ('download', 'upload')
       AND COALESCE(to_timestamp((t.progress ->> 'sentAt')::float8), t.created)

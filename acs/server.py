@@ -223,15 +223,14 @@ class CwmpHandler:
         session = live.session
         live.expires = time.monotonic() + session.timeout
         self.app[SESSIONS].add(live, request)  # the CPE may have opened a new connection
-        try:
-            session.receive(envelope)
-        except s.ProtocolError as exc:
-            return self._protocol_error(exc, envelope, session)
-        if envelope is not None and isinstance(envelope.body, m.CPE_REQUESTS):
-            metrics.CPE_REQUESTS.labels(type(envelope.body).__name__).inc()
         request_id = envelope.header.id if envelope is not None else None
         try:
+            session.receive(envelope)
+            if envelope is not None and isinstance(envelope.body, m.CPE_REQUESTS):
+                metrics.CPE_REQUESTS.labels(type(envelope.body).__name__).inc()
             reply = await self._settle(session)
+        except s.ProtocolError as exc:
+            return self._protocol_error(exc, envelope, session)
         except LeaseLost:
             self._end(live, "lease_lost")
             log.warning("session lost its lease", extra={"device_id": session.device_id})
@@ -239,6 +238,12 @@ class CwmpHandler:
         except _DB_ERRORS as exc:
             self._end(live, "error")
             return self._db_failure(exc, session)
+        except Exception:
+            # A bug of ours must not leave the device locked until its lease runs out.
+            log.exception("session failed", extra={"device_id": session.device_id})
+            self._end(live, "error")
+            await _release(self.app[STORE], session)
+            return web.Response(status=500, text="internal error\n")
         if isinstance(reply, s.End):
             self._end(live, "ok")
             return web.Response(status=204, headers=_END_HEADERS)
@@ -337,6 +342,16 @@ _CPE_REQUEST_REPLIES = (
 )
 
 
+async def _release(store: CwmpStore, session: s.Session) -> None:
+    """Give a dead session's device back now rather than when its lease runs out."""
+    if session.device_id is None:
+        return
+    try:
+        await store.release(session.device_id, session.id)
+    except _DB_ERRORS as exc:  # the lease expires on its own
+        log.warning("lease release failed", extra={"error": type(exc).__name__})
+
+
 async def _sweep(app: web.Application) -> AsyncIterator[None]:
     """Close sessions whose CPE went quiet, giving their devices back."""
 
@@ -346,14 +361,8 @@ async def _sweep(app: web.Application) -> AsyncIterator[None]:
             for live in app[SESSIONS].expired():
                 app[SESSIONS].drop(live)
                 metrics.SESSIONS.labels("timeout").inc()
-                session = live.session
-                log.info("session timed out", extra={"device_id": session.device_id})
-                if session.device_id is None:
-                    continue
-                try:
-                    await app[STORE].release(session.device_id, session.id)
-                except _DB_ERRORS as exc:  # the lease expires on its own
-                    log.warning("lease release failed", extra={"error": type(exc).__name__})
+                log.info("session timed out", extra={"device_id": live.session.device_id})
+                await _release(app[STORE], live.session)
 
     task = asyncio.create_task(loop(), name="cwmp-session-sweeper")
     yield

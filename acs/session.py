@@ -517,8 +517,6 @@ class Session:
             self._records.append(ProvisionStep(update))
         if outcome.tags_added or outcome.tags_removed:
             self._records.append(TagsChanged(outcome.tags_added, outcome.tags_removed))
-        if outcome.tasks:
-            self._records.append(QueueTasks(outcome.tasks))
         if task is None:
             for channel in sorted(outcome.succeeded):
                 self._records.append(ChannelResult(channel, None))
@@ -530,6 +528,8 @@ class Session:
             self._records.append(TaskFailed(task.id, fault.code, fault.message, detail))
         else:
             self._records.append(TaskFinished(task.id, "done", tree.EMPTY, None, None))
+        if outcome.tasks:  # after the results: a file that is missing faults its channel
+            self._records.append(QueueTasks(outcome.tasks))
         self._finish()
 
     def _fail(

@@ -388,3 +388,21 @@ async def test_health_ready_and_metrics(acs: str, cpe: Cpe) -> None:
             text = await r.text()
     assert 'chronos_cwmp_sessions_total{outcome="ok"}' in text
     assert "chronos_cwmp_inform_seconds_bucket" in text
+
+
+async def test_an_internal_error_gives_the_device_back_and_the_server_keeps_serving(
+    cpe: Cpe, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acs import session as s
+
+    await cpe.message(inform("BUG"))
+
+    def broken(self: s.Session) -> s.Reply:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(s.Session, "next_reply", broken)
+    assert (await cpe.post(b""))[0] == 500
+    assert await pool.fetchval("SELECT session_id FROM devices") is None
+    monkeypatch.undo()
+    assert (await cpe.message(inform("BUG")))[0] == 200
+    assert await cpe.post(b"") == (204, b"")

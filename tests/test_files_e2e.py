@@ -65,6 +65,7 @@ async def stack_with(pool: asyncpg.Pool, db_dsn: str, **files: Any) -> AsyncIter
             pool,
             config.acs,
             sealer,
+            db_dsn,
             file_urls=FileUrls(key, files_url),
             link_seconds=config.files.link_seconds,
         )
@@ -290,6 +291,23 @@ async def test_a_timeout_counts_as_success_for_a_device_that_never_reports(
         view = await task_view(stack, r)
         assert view["status"] == "done" and "fault" not in view
         assert view["result"] == {"transferComplete": False, "timedOut": True}
+
+
+async def test_a_device_class_can_say_its_models_never_report(
+    pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    async with (
+        stack_with(pool, db_dsn, download_timeout=1, sweep_interval=0.1) as stack,
+        booted(stack) as cpe,
+    ):
+        oui = cpe.device_id.split("-")[0]
+        r = await stack.api(
+            "PUT", f"/api/v1/device-classes/{oui}/*", data={"transfer_timeout_is_success": True}
+        )
+        assert r.status == 200
+        await store_file(stack, "fw.bin", b"image")
+        r = await run_now(stack, cpe, {"name": "download", "file": "fw.bin", "delaySeconds": 3600})
+        assert (r.status, r.reason) == (200, "OK")
 
 
 async def test_the_sweep_settles_each_overdue_transfer_once_from_many_processes(

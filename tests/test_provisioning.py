@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from tests import test_nbi
@@ -326,3 +327,48 @@ async def test_reboot_step_reboots_only_devices_up_too_long(
     assert device.sessions[n].rpcs["Reboot"] == 1
     async with asyncio.timeout(20):
         await device.wait_for_session(lambda r: "1 BOOT" in r.events and r.ok, after=n + 1)
+
+
+async def test_provisioned_firmware_downloads_once_by_file_name(
+    pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    from tests.test_files_e2e import booted, stack_with, store_file
+
+    async with stack_with(pool, db_dsn) as files_stack, booted(files_stack, seed=31) as device:
+        await store_file(
+            files_stack, "HG-9.9.9.bin", b"\x7fIMAGE" * 1000, fileType="1 Firmware Upgrade Image"
+        )
+        await files_stack.api(
+            "PUT",
+            "/provisions/firmware",
+            data=[
+                {"download": {"fileType": "1 Firmware Upgrade Image", "fileName": "HG-9.9.9.bin"}},
+            ],
+        )
+        await files_stack.api(
+            "PUT", "/presets/firmware", data={"channel": "firmware", "provisions": [["firmware"]]}
+        )
+        await asyncio.sleep(0.3)
+        await session(files_stack, device)  # queues the download and runs it at once
+        async with asyncio.timeout(20):
+            while (
+                await pool.fetchval(
+                    "SELECT count(*) FROM tasks WHERE name = 'download' AND status = 'done'"
+                )
+                == 0
+            ):
+                await asyncio.sleep(0.1)
+        assert device.datamodel[f"{IGD}.DeviceInfo.SoftwareVersion"] == "HG-9.9.9"
+        await session(files_stack, device)  # done already: not queued again
+        assert await pool.fetchval("SELECT count(*) FROM tasks WHERE name = 'download'") == 1
+        await files_stack.api(
+            "PUT",
+            "/provisions/firmware",
+            data=[
+                {"download": {"fileType": "1 Firmware Upgrade Image", "fileName": "missing.bin"}},
+            ],
+        )
+        await asyncio.sleep(0.3)
+        await session(files_stack, device)
+        [fault] = (await files_stack.api("GET", "/faults/")).body
+        assert fault["channel"] == "firmware" and fault["code"] == "provision.file_not_found"
