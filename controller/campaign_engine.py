@@ -626,6 +626,8 @@ class CampaignEngine:
             else:
                 log.debug("campaign device finished", extra=extra)
             self._asked.pop(device, None)
+        if len(self._asked) > 100_000:  # withdrawn devices are never popped: stay bounded
+            self._asked.clear()
         if spec is None or not spec.connectionRequest:
             return
         now = asyncio.get_running_loop().time()
