@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from controller.provisioning_api import ClassOptions
+from schemas.campaigns import CampaignSpec, ResumeRequest
 from schemas.tasks import TASK_ADAPTER
 
 _ERROR = {
@@ -74,6 +76,11 @@ _PARAMS = {
     "timeout": _query_param("timeout", "ms to wait for the device's session", "integer"),
     "id": _path_param("id", "device id (percent-encoded) or task id"),
     "tag": _path_param("tag", "tag"),
+    "name": _path_param("name", "name"),
+    "upload": _path_param("upload", "upload id"),
+    "oui": _path_param("oui", "OUI"),
+    "product_class": _path_param("product_class", "product class, or * for all"),
+    "dryRun": _query_param("dryRun", "1: count devices and waves, create nothing"),
 }
 _LIST = ["query", "projection", "sort", "skip", "limit"]
 
@@ -84,6 +91,10 @@ def document() -> dict[str, Any]:
     components = schema.pop("$defs", {})
     components["Task"] = schema
     components["Error"] = _ERROR
+    for model in (CampaignSpec, ResumeRequest, ClassOptions):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
     return {
         "openapi": "3.1.0",
         "info": {"title": "ChronosConnect API", "version": "1"},
@@ -130,6 +141,78 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/devices/{id}/connection-request": {
                 "post": _op("Wake a device", ["id"], _200="woken", _504="no answer", _404="none")
+            },
+            "/files/": {"get": _op("Stored files", _LIST, _200="file documents; header total")},
+            "/files/{name}": {
+                "put": _op(
+                    "Store a file (headers fileType, oui, productClass, version)",
+                    ["name"],
+                    _201="stored",
+                    _413="too large",
+                ),
+                "delete": _op("Delete a stored file", ["name"], _200="deleted", _404="none"),
+            },
+            "/api/v1/devices/{id}/uploads": {
+                "get": _op("Files the device uploaded", ["id"], _200="uploads", _404="none")
+            },
+            "/api/v1/devices/{id}/uploads/{upload}": {
+                "get": _op("One upload's content", ["id", "upload"], _200="content", _404="none")
+            },
+            **{
+                f"/{kind}/": {"get": _op(f"Stored {kind}", _LIST, _200="documents; header total")}
+                for kind in ("presets", "provisions", "virtual_parameters")
+            },
+            **{
+                f"/{kind}/{{name}}": {
+                    "put": _op(
+                        f"Create or replace one of {kind} (declarative documents)",
+                        ["name"],
+                        _200="saved",
+                        _400="invalid document; the message names the step",
+                    ),
+                    "delete": _op(f"Delete one of {kind}", ["name"], _200="deleted"),
+                }
+                for kind in ("presets", "provisions", "virtual_parameters")
+            },
+            "/api/v1/device-classes": {"get": _op("Quirk settings per model", [], _200="classes")},
+            "/api/v1/device-classes/{oui}/{product_class}": {
+                "put": _op(
+                    "Set a model's quirks",
+                    ["oui", "product_class"],
+                    "ClassOptions",
+                    _200="saved",
+                    _400="invalid",
+                ),
+                "delete": _op(
+                    "Drop a model's quirks", ["oui", "product_class"], _200="deleted", _404="none"
+                ),
+            },
+            "/api/v1/campaigns": {
+                "get": _op("Campaigns, newest first", ["skip", "limit"], _200="campaigns"),
+                "post": _op(
+                    "Start a campaign", ["dryRun"], "CampaignSpec", _201="created", _400="invalid"
+                ),
+            },
+            "/api/v1/campaigns/{id}": {
+                "get": _op(
+                    "Progress and per-device outcomes",
+                    ["id", "skip", "limit"],
+                    _200="campaign",
+                    _404="none",
+                )
+            },
+            **{
+                f"/api/v1/campaigns/{{id}}/{action}": {
+                    "post": _op(
+                        f"{action.capitalize()} a campaign",
+                        ["id"],
+                        "ResumeRequest" if action == "resume" else None,
+                        _200="done",
+                        _404="none",
+                        _409="not allowed in its state",
+                    )
+                }
+                for action in ("pause", "resume", "cancel")
             },
             "/health": {
                 "get": {
