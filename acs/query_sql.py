@@ -358,10 +358,13 @@ def _param_order(ref: ParamAttr, key: SortKey, args: Args) -> list[str]:
         return [f"{select(_PARAM_ORDER[ref.attr])} {direction}"]
     number = select("p.value_num", f" AND p.value_type IN ({_NUMBER_OR_DATE})")
     text = select('p.value COLLATE "C"', f" AND {_STRING_GUARD}")
+    # false before true, as MongoDB orders booleans (and as 'false' < 'true' in "C").
+    boolean = select('p.value COLLATE "C"', f" AND p.value_type = '{BOOLEAN}'")
     return [
         f"COALESCE({select(_RANK)}, 0) {direction}",
         f"{number} {direction}",
         f"{text} {direction}",
+        f"{boolean} {direction}",
     ]
 
 

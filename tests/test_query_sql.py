@@ -189,6 +189,8 @@ async def test_sorting_matches_the_evaluator_on_mixed_types(pool: asyncpg.Pool) 
         DeviceView("num", params={"X": ParamView("10", "xsd:int")}),
         DeviceView("missing", tags=("a",)),
         DeviceView("num2", params={"X": ParamView("9.5", "xsd:decimal")}),
+        DeviceView("bool2", params={"X": ParamView("true", "xsd:boolean")}),
+        DeviceView("a-bool", params={"X": ParamView("true", "xsd:boolean")}),
     ]
     await insert(pool, devices)
     for sort in ({"X": 1}, {"X": -1}, {"_tags": 1}, {"_tags": -1, "X": 1}, {"_id": -1}):
