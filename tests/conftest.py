@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,17 +37,21 @@ def dsn_for(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_dsn() -> Iterator[str]:
     url = os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    # Not under pytest's own temporary folders: pytest prunes old ones, which would pull
+    # the data directory from under a test run going on beside this one.
+    base = Path(tempfile.mkdtemp(prefix="chronos-test-pg-"))
+    server = EmbeddedPostgres(base / "data", delete_on_stop=True)
     server.start()
     try:
         yield server.dsn("postgres")
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
