@@ -561,7 +561,9 @@ def template(text: str) -> Template:
     return Template(tuple(parts) or ("",))
 
 
-def _closing_brace(text: str, start: int) -> int:
+def closing(text: str, start: int, closer: str) -> int | None:
+    """The index of `closer` at or after `start`, skipping quoted strings ('...' or "..."
+    with backslash escapes); None if there is none."""
     quote = ""
     i = start
     while i < len(text):
@@ -573,7 +575,14 @@ def _closing_brace(text: str, start: int) -> int:
                 quote = ""
         elif ch in "'\"":
             quote = ch
-        elif ch == "}":
+        elif ch == closer:
             return i
         i += 1
-    raise ExprError(f"unclosed ${{ at {start - 2}")
+    return None
+
+
+def _closing_brace(text: str, start: int) -> int:
+    end = closing(text, start, "}")
+    if end is None:
+        raise ExprError(f"unclosed ${{ at {start - 2}")
+    return end

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acs.expr import closing
+
 MAX_PATH = 1024
 
 
@@ -150,21 +152,10 @@ def parse(text: str) -> Pattern:
 
 
 def _alias_end(body: str, start: int) -> int:
-    quote = ""
-    i = start + 1
-    while i < len(body):
-        ch = body[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "]":
-            return i
-        i += 1
-    raise PathError(f"unclosed '[' at {start}")
+    end = closing(body, start + 1, "]")
+    if end is None:
+        raise PathError(f"unclosed '[' at {start}")
+    return end
 
 
 def parent(path: str) -> str:

@@ -45,6 +45,8 @@ class AcsProcess:
             "CHRONOS_ACS__HOST": "127.0.0.1",
             "CHRONOS_ACS__PORT": str(self.port),
             "CHRONOS_ACS__SESSION_TIMEOUT": str(SESSION_TIMEOUT),
+            "CHRONOS_FILES__HOST": "127.0.0.1",
+            "CHRONOS_FILES__PORT": str(free_port()),
             "CHRONOS_LOG__LEVEL": "WARNING",
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -124,17 +124,24 @@ async def baseline(args: argparse.Namespace) -> float:
     return stats.requests / args.seconds
 
 
+def acs_environment(dsn: str, port: int) -> dict[str, str]:
+    """How the benchmarks start `chronos acs`: on loopback, quiet, its own key."""
+    return {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "CHRONOS_SECRET_KEY": generate_key(),
+        "CHRONOS_ACS__HOST": "127.0.0.1",
+        "CHRONOS_ACS__PORT": str(port),
+        "CHRONOS_LOG__LEVEL": "WARNING",
+        "CHRONOS_CONFIG": os.devnull,
+        # The file server is not measured; keep it off the ports the runs use.
+        "CHRONOS_FILES__PORT": str(free_port()),
+    }
+
+
 async def acs(args: argparse.Namespace, dsn: str) -> loadgen.Stats:
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=dsn,
-        CHRONOS_SECRET_KEY=generate_key(),
-        CHRONOS_ACS__HOST="127.0.0.1",
-        CHRONOS_ACS__PORT=str(port),
-        CHRONOS_LOG__LEVEL="WARNING",
-        CHRONOS_CONFIG=os.devnull,
-    )
+    env = acs_environment(dsn, port)
     devices = args.connections * args.devices_per_connection
     bodies = [inform_body(i) for i in range(devices)]
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,8 +31,7 @@ import uvloop
 
 from acs import messages as m
 from acs import soap
-from schemas.sealing import generate_key
-from tools.bench.cwmp import database, free_port, process, wait_port
+from tools.bench.cwmp import acs_environment, database, free_port, process, wait_port
 
 IGD = "InternetGatewayDevice"
 DEFAULT_NAMES = (
@@ -138,15 +136,7 @@ async def run(args: argparse.Namespace, names: bytes) -> None:
     leaves = sum(1 for p in listing.parameters if not p.name.endswith("."))
     async with database() as dsn:
         port = free_port()
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=dsn,
-            CHRONOS_SECRET_KEY=generate_key(),
-            CHRONOS_ACS__HOST="127.0.0.1",
-            CHRONOS_ACS__PORT=str(port),
-            CHRONOS_LOG__LEVEL="WARNING",
-            CHRONOS_CONFIG=os.devnull,
-        )
+        env = acs_environment(dsn, port)
         url = f"http://127.0.0.1:{port}/"
         with process([sys.executable, "-m", "controller.cli", "acs"], env) as proc:
             await wait_port(port, proc)
