@@ -82,6 +82,31 @@ class ConnectionRequestConfig(_Section):
     password: SecretStr = SecretStr("")
 
 
+class TimeseriesConfig(_Section):
+    """Samples, rollups and events (controller/ingest.py, controller/timeseries.py)."""
+
+    # How often the leader runs time-series maintenance (partitions, rollups, retention).
+    maintenance_interval: float = Field(60.0, gt=0)
+    # Partitions exist this far ahead of now (a write that needs another creates it).
+    partitions_ahead_days: int = Field(3, ge=1, le=366)
+    # Retention in days: a whole partition is dropped once its end is older than this.
+    retention_raw_days: int = Field(30, ge=1)
+    retention_5m_days: int = Field(90, ge=1)
+    retention_1h_days: int = Field(366, ge=1)
+    retention_1d_days: int = Field(1096, ge=1)
+    retention_events_days: int = Field(90, ge=1)
+    # Records of stored reports, which make a resent report a no-op: keep them longer
+    # than any agent may hold a report unacknowledged (its spool, a long outage).
+    retention_reports_days: int = Field(7, ge=1)
+    # A bucket is rolled up this long after its end; samples arriving later are rolled
+    # up again by the next run.
+    rollup_delay_s: int = Field(120, ge=0, le=86400)
+    # Samples stamped further ahead of the controller's clock are refused (a bad clock).
+    max_future_s: int = Field(86400, ge=0)
+    # Series ids each controller process remembers (then it starts over).
+    series_cache: int = Field(1_000_000, ge=0)
+
+
 class LogConfig(_Section):
     level: str = "INFO"
     format: str = Field("json", pattern="^(json|text)$")
@@ -98,3 +123,4 @@ class Config(_Section):
     files: FileServerConfig = FileServerConfig()
     connection_request: ConnectionRequestConfig = ConnectionRequestConfig()
     log: LogConfig = LogConfig()
+    timeseries: TimeseriesConfig = TimeseriesConfig()
