@@ -13,6 +13,7 @@ from controller import campaigns, files_api, nbi, openapi, provisioning_api
 from controller.auth import CHECKER, TokenChecker, auth_middleware
 from controller.errors import error_middleware
 from controller.notify import TaskWaiter
+from controller.series_api import add_routes as add_series_routes
 from schemas.config import Config
 from schemas.sealing import Sealer
 
@@ -49,5 +50,6 @@ def create_app(
     campaigns.add_routes(app)
     files_api.add_routes(app)
     provisioning_api.add_routes(app)
+    add_series_routes(app)
     openapi.add_routes(app)
     return app
