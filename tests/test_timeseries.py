@@ -333,3 +333,23 @@ async def test_a_first_run_on_an_empty_database_starts_from_its_partitions(
     assert report.done["1h"] == datetime(2031, 3, 30, 11, 0, tzinfo=UTC)
     assert report.done["1d"] == datetime(2031, 3, 30, tzinfo=UTC)
     assert report.rolled_up == {"5m": 0, "1h": 0, "1d": 0}
+
+
+async def test_partitions_are_attached_while_a_report_transaction_is_open(
+    pool: asyncpg.Pool,
+) -> None:
+    """ATTACH takes SHARE UPDATE EXCLUSIVE on the parent: writers do not stop it."""
+    async with pool.acquire() as writer, pool.acquire() as creator:
+        await ensure_partitions(writer, SAMPLES, [date(2031, 3, 30)])
+        tx = writer.transaction()
+        await tx.start()
+        await writer.execute("INSERT INTO samples VALUES (1, $1, 1.0)", NOW)
+        created = await asyncio.wait_for(
+            ensure_partitions(creator, SAMPLES, [date(2031, 3, 31)]), 5
+        )
+        await tx.commit()
+        # Transactions from then on write into it (ingest creates partitions before
+        # its report transaction begins, never inside it).
+        await writer.execute("INSERT INTO samples VALUES (1, $1, 1.0)", NOW + timedelta(days=1))
+    assert created == ["samples_p20310331"]
+    assert await pool.fetchval("SELECT count(*) FROM samples") == 2
