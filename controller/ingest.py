@@ -36,8 +36,8 @@ What is not stored, and said once per report in a warning: samples of targets th
 not exist (deleted meanwhile), samples not finite (NaN, inf), stamped before the raw
 retention or more than `max_future_s` ahead of this controller's clock, of series whose
 metric and labels are too long to index or hold NUL characters; events of unknown
-targets or outside their retention. Anything else that fails raises (an
-`asyncpg.PostgresError` or `OSError`), leaves nothing behind, and the agent resends.
+targets or outside their retention. Anything else that fails raises (asyncpg's errors,
+`OSError`, `TimeoutError`), leaves nothing behind, and the agent resends.
 """
 
 from __future__ import annotations
@@ -416,9 +416,12 @@ _BY_POOL: dict[int, tuple[asyncpg.Pool, Ingest]] = {}
 
 
 def ingest_for(pool: asyncpg.Pool, config: TimeseriesConfig | None = None) -> Ingest:
-    """The Ingest of `pool` (created on first use; `config` applies when it is)."""
+    """The Ingest of `pool`, created on first use; `config`, when given, applies from now
+    on (a controller passes its [timeseries] section once at start)."""
     entry = _BY_POOL.get(id(pool))
     if entry is not None and entry[0] is pool:
+        if config is not None:
+            entry[1].config = config
         return entry[1]
     for key, (other, _) in list(_BY_POOL.items()):
         if other.is_closing():

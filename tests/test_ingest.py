@@ -350,6 +350,8 @@ async def test_series_ids_are_remembered_per_pool(pool: asyncpg.Pool) -> None:
     remembered = ingest.ingest_for(pool)
     assert len(remembered.series) == 8
     assert ingest.ingest_for(pool) is remembered
+    configured = TimeseriesConfig(retention_raw_days=2)
+    assert ingest.ingest_for(pool, configured).config is configured
     assert await store_report(pool, "agent-1", "boot-a", 2, poll(target, t + 1000), ())
     assert await count(pool, "samples") == 16
 
