@@ -3,7 +3,8 @@
 A request authenticates with `Authorization: Bearer <token>`, or with HTTP Basic auth
 whose password is the token (any user name): what GenieACS clients send when their NBI
 sits behind an authenticating proxy. Roles: admin (everything), operator (everything but
-token management), viewer (reads only).
+token management), viewer (reads only), agent (the agent stream, and nothing else: an
+agent token leaked from a POP opens no operator API).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from controller.errors import ApiError, Handler
 
 log = logging.getLogger("chronos.auth")
 
-ROLES = ("admin", "operator", "viewer")
+ROLES = ("admin", "operator", "viewer", "agent")
+STREAM_PATH = "/api/v1/agents/stream"
 TOKEN_PREFIX = "chr_"
 _CACHE_SECONDS = 30.0
 _TOUCH_SECONDS = 60.0
@@ -124,13 +126,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     token = credentials(request.headers.get("Authorization", ""))
     principal = await request.app[CHECKER].check(token) if token else None
     if principal is None:
-        log.info("request refused: no valid token", extra={"path": request.path})
+        log.info(
+            "request refused: no valid token",
+            extra={"path": request.path, "remote": request.remote},
+        )
         raise ApiError(
             401,
             "UNAUTHORIZED",
             "a valid API token is required (Bearer, or Basic password)",
             headers={"WWW-Authenticate": 'Bearer, Basic realm="chronos"'},
         )
+    if (principal.role == "agent") != (request.path == STREAM_PATH):
+        log.warning(
+            "request refused: wrong role for path",
+            extra={"path": request.path, "role": principal.role, "token": principal.name},
+        )
+        raise ApiError(403, "FORBIDDEN", f"role {principal.role} may not use {request.path}")
     if request.method not in _READ_METHODS and not principal.can_write:
         raise ApiError(403, "FORBIDDEN", f"role {principal.role} may only read")
     request[PRINCIPAL] = principal

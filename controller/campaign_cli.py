@@ -18,38 +18,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import aiohttp
-
+from controller import api_client
+from controller.api_client import ApiClient
+from controller.api_client import ClientError as CampaignCliError
 from schemas.campaigns import CAMPAIGN_STATES
 from schemas.config import Config
 
-DEFAULT_URL = "http://127.0.0.1:7557"
 BAR_WIDTH = 32
 FAILED_SHOWN = 10
 # What a bar shows, in order: finished first, then what is moving, then what waits.
 _BAR = (("succeeded", "#"), ("failed", "x"), ("skipped", "-"), ("running", ">"), ("queued", ">"))
 
 
-class CampaignCliError(Exception):
-    """A problem to print without a traceback; `status` is the exit status."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `chronos campaign`."""
-    parser.add_argument("--api-url", help=f"the API (default: $CHRONOS_API_URL or {DEFAULT_URL})")
-    parser.add_argument(
-        "--token", help="API token (default: $CHRONOS_API_TOKEN or <data_dir>/admin-token)"
-    )
+    api_client.add_arguments(parser)
     sub = parser.add_subparsers(dest="campaign_command", required=True)
     listing = sub.add_parser("list", help="campaigns, newest first")
     listing.add_argument("--state", choices=CAMPAIGN_STATES)
@@ -184,52 +172,6 @@ def is_settled(doc: Mapping[str, Any]) -> bool:
 # --- talking to the API -----------------------------------------------------------------------
 
 
-class ApiClient:
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        """The JSON answer; a CampaignCliError with the API's message otherwise."""
-        data = None if body is None else json.dumps(body)
-        try:
-            async with self.http.request(
-                method, self.base + path, data=data, headers=self.headers
-            ) as r:
-                text = await r.text()
-                payload = json.loads(text) if text else None
-                if r.status >= 400:
-                    error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
-                    message = error.get("message") or f"HTTP {r.status}"
-                    code = error.get("code")
-                    raise CampaignCliError(f"{message} ({code})" if code else message)
-                return payload
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise CampaignCliError(f"cannot reach the API at {self.base}: {exc}") from None
-        except json.JSONDecodeError:
-            raise CampaignCliError(f"the API at {self.base} did not answer JSON") from None
-
-
-def _connection(config: Config, args: argparse.Namespace) -> tuple[str, str]:
-    url = args.api_url or os.environ.get("CHRONOS_API_URL") or DEFAULT_URL
-    token = args.token or os.environ.get("CHRONOS_API_TOKEN")
-    if not token:
-        path = config.data_dir / "admin-token"
-        if path.exists():
-            token = path.read_text().strip()
-    if not token:
-        raise CampaignCliError(
-            "no API token: give --token, set CHRONOS_API_TOKEN, or run `chronos up`"
-            " (which keeps one in its data directory)",
-            status=2,
-        )
-    return url, token
-
-
 def _read_spec(name: str) -> Any:
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text()
@@ -307,7 +249,7 @@ async def run(config: Config, args: argparse.Namespace, stream: TextIO | None = 
     """`chronos campaign ...`; the exit status."""
     out = stream or sys.stdout
     try:
-        url, token = _connection(config, args)
+        url, token = api_client.connection(config, args)
         client = ApiClient(url, token)
         try:
             return await _command(client, args, out)

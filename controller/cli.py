@@ -2,10 +2,12 @@
 
 chronos up           everything on one machine, on an embedded PostgreSQL
 chronos acs          the CWMP server alone (DATABASE_URL)
-chronos controller   the operator API alone (DATABASE_URL)
+chronos controller   the operator API, the agent stream and fleet leadership (DATABASE_URL)
+chronos agent        a polling agent, connected to a controller
 chronos migrate      apply database migrations and exit
 chronos token ...    create, list or revoke API tokens
 chronos campaign ... firmware campaigns and bulk operations, over the API
+chronos targets ...  import and list polled equipment, over the API
 chronos sim cpe ...  simulated CPEs against an ACS
 """
 
@@ -17,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -27,8 +30,16 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import disable_created_metrics
 
+from agents.process import run_until
 from controller import logs
-from controller.auth import FIND_TOKEN, LIST_TOKENS, REVOKE_TOKEN, create_token, hash_token
+from controller.auth import (
+    FIND_TOKEN,
+    LIST_TOKENS,
+    REVOKE_TOKEN,
+    ROLES,
+    create_token,
+    hash_token,
+)
 from controller.database import create_pool, migrate
 from controller.embedded import EmbeddedPostgres
 from controller.settings import ConfigError, load_config
@@ -37,6 +48,7 @@ from schemas.sealing import Sealer, SealingError, generate_key
 
 if TYPE_CHECKING:
     from acs.files import FileUrls
+    from agents.agent import Agent
 
 log = logging.getLogger("chronos")
 
@@ -126,12 +138,17 @@ async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-async def _until_stopped() -> None:
+def _stop_event() -> asyncio.Event:
+    """Set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def _until_stopped() -> None:
+    await _stop_event().wait()
 
 
 def _acs_app(db: Database, config: Config, sealer: Sealer) -> web.Application:
@@ -169,18 +186,34 @@ def _files_app(db: Database, config: Config, sealer: Sealer) -> web.Application:
     return fileserver.create_app(db.pool, config, _file_urls(config, sealer), cipher)
 
 
-async def _admin_token(config: Config, pool: asyncpg.Pool) -> str:
-    """The admin token `up` prints: created on first start, kept in data_dir after."""
-    path = config.data_dir / "admin-token"
+async def _kept_token(config: Config, pool: asyncpg.Pool, role: str) -> str:
+    """A token `up` keeps in data_dir (`admin-token`, `agent-token`): made on first start."""
+    path = config.data_dir / f"{role}-token"
     if path.exists():
         token = path.read_text().strip()
         if await pool.fetchrow(FIND_TOKEN, hash_token(token)):
             return token
-    token = await create_token(pool, "admin (chronos up)", "admin")
+    token = await create_token(pool, f"{role} (chronos up)", role)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token
+
+
+def _local_agent(config: Config, token: str) -> Agent:
+    """The agent `up` runs in zone `local`, streaming to this process's controller."""
+    from agents.agent import AgentSettings
+    from agents.process import build
+
+    settings = AgentSettings(
+        controller=_url(config.api.host, config.api.port),
+        token=token,
+        agent_id="local",
+        labels={"zone": "local"},
+        capacity=100,
+        spool_dir=config.data_dir / "spool",
+    )
+    return build(settings)
 
 
 def _url(host: str, port: int) -> str:
@@ -194,7 +227,8 @@ def _url(host: str, port: int) -> str:
 async def cmd_up(config: Config, args: argparse.Namespace) -> int:
     sealer = _secret_key(config, create=True)
     async with _database(config, embedded_allowed=True) as db:
-        token = await _admin_token(config, db.pool)
+        token = await _kept_token(config, db.pool, "admin")
+        agent = _local_agent(config, await _kept_token(config, db.pool, "agent"))
         runners = [
             await _serve(_acs_app(db, config, sealer), config.acs.host, config.acs.port),
             await _serve(_api_app(db, config, sealer), config.api.host, config.api.port),
@@ -208,12 +242,14 @@ async def cmd_up(config: Config, args: argparse.Namespace) -> int:
                 f"  file server (CPEs):      {config.files.base_url()}/{hint}\n"
                 f"  API (GenieACS NBI):      {_url(config.api.host, config.api.port)}/devices/\n"
                 f"  admin API token:         {token}\n"
+                f"  agent 'local' (zone local) polls targets:  chronos targets import FILE\n"
                 f"  try: curl -H 'Authorization: Bearer {token}'"
                 f" {_url(config.api.host, config.api.port)}/devices/\n"
                 "Ctrl-C stops everything.\n",
                 flush=True,
             )
-            await _until_stopped()
+            stop = _stop_event()
+            await run_until(agent, stop)
             print("stopping ...", flush=True)
         finally:
             for runner in reversed(runners):
@@ -256,6 +292,48 @@ async def cmd_acs(config: Config, args: argparse.Namespace) -> int:
 
 async def cmd_controller(config: Config, args: argparse.Namespace) -> int:
     return await _run_role(config, "api", _api_app, config.api.host, config.api.port)
+
+
+async def cmd_agent(config: Config, args: argparse.Namespace) -> int:
+    from agents.agent import AgentSettings
+    from agents.process import build, status_app
+
+    token = args.token or os.environ.get("CHRONOS_AGENT_TOKEN")
+    if not token:
+        raise CliError("no agent token: give --token or set CHRONOS_AGENT_TOKEN")
+    labels = {}
+    for item in filter(None, (args.labels or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"labels are key=value pairs separated by commas, not {item!r}")
+        labels[key.strip()] = value.strip()
+    settings = AgentSettings(
+        controller=args.controller,
+        token=token,
+        agent_id=args.id or os.environ.get("HOSTNAME") or socket.gethostname(),
+        labels=labels,
+        capacity=args.capacity,
+        spool_dir=args.spool_dir,
+        max_in_flight=args.max_in_flight,
+    )
+    agent = build(settings)
+    host, _, port = args.http.rpartition(":")
+    runner = await _serve(status_app(agent), host or "0.0.0.0", int(port))
+    log.info(
+        "agent starting",
+        extra={"agent_id": settings.agent_id, "controller": settings.controller, "labels": labels},
+    )
+    try:
+        await run_until(agent, _stop_event())
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def cmd_targets(config: Config, args: argparse.Namespace) -> int:
+    from controller import targets_cli
+
+    return await targets_cli.run(config, args)
 
 
 async def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
@@ -309,25 +387,36 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run everything locally on an embedded PostgreSQL")
     sub.add_parser("acs", help="run the CWMP server (needs DATABASE_URL)")
-    sub.add_parser("controller", help="run the operator API (needs DATABASE_URL)")
+    sub.add_parser("controller", help="run the API, agent stream and leader (DATABASE_URL)")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("secret-key", help="print a new secret key for CHRONOS_SECRET_KEY")
     token = sub.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token and print it once")
     create.add_argument("--name", required=True)
-    create.add_argument("--role", choices=("admin", "operator", "viewer"), default="operator")
+    create.add_argument("--role", choices=ROLES, default="operator")
     revoke = token_sub.add_parser("revoke", help="revoke the token with this name")
     revoke.add_argument("--name", required=True)
     token_sub.add_parser("list", help="list tokens (never their values)")
-    from controller import campaign_cli
+    agent = sub.add_parser("agent", help="run a polling agent (connects to a controller)")
+    agent.add_argument("--controller", required=True, help="controller URL, e.g. http://ctl:7557")
+    agent.add_argument("--token", help="agent token (default: $CHRONOS_AGENT_TOKEN)")
+    agent.add_argument("--id", help="agent id (default: $HOSTNAME, the pod name)")
+    agent.add_argument("--labels", default="", help="e.g. zone=pop1,site=north")
+    agent.add_argument("--capacity", type=int, default=100, help="relative share of targets")
+    agent.add_argument("--spool-dir", type=Path, help="keep undelivered reports on disk here")
+    agent.add_argument("--max-in-flight", type=int, default=256, help="polls at once, at most")
+    agent.add_argument("--http", default="0.0.0.0:7577", help="/health, /ready, /metrics")
+    from controller import campaign_cli, targets_cli
 
+    targets_cli.add_arguments(sub.add_parser("targets", help="polled equipment (via the API)"))
     campaign_cli.add_arguments(sub.add_parser("campaign", help="firmware campaigns (via the API)"))
     sim = sub.add_parser("sim", help="simulators")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True)
     from tools.sim import cpe
 
     cpe.add_arguments(sim_sub.add_parser("cpe", help="simulated CPEs against an ACS"))
+
     return parser
 
 
@@ -339,6 +428,8 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {
     "token": cmd_token,
     "secret-key": cmd_secret_key,
     "campaign": cmd_campaign,
+    "targets": cmd_targets,
+    "agent": cmd_agent,
     "sim": cmd_sim,
 }
 

@@ -82,6 +82,24 @@ class ConnectionRequestConfig(_Section):
     password: SecretStr = SecretStr("")
 
 
+class FleetConfig(_Section):
+    """The agent fleet as controllers run it (agents take their settings from the CLI)."""
+
+    # Agents heartbeat this often; an agent whose lease (renewed by each heartbeat) runs
+    # out is dead, and its targets go to others. Agents stop polling a little before.
+    heartbeat_ms: int = Field(1000, ge=50, le=60_000)
+    lease_ms: int = Field(6000, ge=300, le=600_000)
+    # The leader recomputes assignments when woken, and at least this often.
+    pass_interval: float = Field(1.0, gt=0, le=60)
+    # A controller re-sends every agent its full assignment this often (a safety net
+    # for a missed notification).
+    resync_interval: float = Field(30.0, gt=0)
+    # Largest frame an agent may send (a report of many samples).
+    max_frame_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+    # Agents whose lease ended this long ago and that own nothing are forgotten.
+    forget_after_s: int = Field(7 * 86400, ge=60)
+
+
 class TimeseriesConfig(_Section):
     """Samples, rollups and events (controller/ingest.py, controller/timeseries.py)."""
 
@@ -122,5 +140,6 @@ class Config(_Section):
     api: ApiConfig = ApiConfig()
     files: FileServerConfig = FileServerConfig()
     connection_request: ConnectionRequestConfig = ConnectionRequestConfig()
+    fleet: FleetConfig = FleetConfig()
     log: LogConfig = LogConfig()
     timeseries: TimeseriesConfig = TimeseriesConfig()
