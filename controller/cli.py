@@ -9,6 +9,7 @@ chronos token ...    create, list or revoke API tokens
 chronos campaign ... firmware campaigns and bulk operations, over the API
 chronos targets ...  import and list polled equipment, over the API
 chronos sim cpe ...  simulated CPEs against an ACS
+chronos sim snmp ... simulated SNMP devices (communities dev1..devN)
 """
 
 from __future__ import annotations
@@ -373,8 +374,10 @@ async def cmd_campaign(config: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_sim(config: Config, args: argparse.Namespace) -> int:
-    from tools.sim import cpe
+    from tools.sim import cpe, snmp
 
+    if args.sim_command == "snmp":
+        return await snmp.run(args)
     return await cpe.run(args)
 
 
@@ -416,7 +419,9 @@ def _parser() -> argparse.ArgumentParser:
     from tools.sim import cpe
 
     cpe.add_arguments(sim_sub.add_parser("cpe", help="simulated CPEs against an ACS"))
+    from tools.sim import snmp
 
+    snmp.add_arguments(sim_sub.add_parser("snmp", help="simulated SNMP devices on 127.0.0.1"))
     return parser
 
 
