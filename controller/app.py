@@ -14,6 +14,7 @@ from aiohttp import web
 
 from acs import health
 from controller import (
+    agents_api,
     campaigns,
     files_api,
     nbi,
@@ -93,6 +94,7 @@ def create_app(
     provisioning_api.add_routes(app)
     add_series_routes(app)
     targets.add_routes(app)
-    stream.add_routes(app)
+    stream.add_routes(app)  # before agents_api: /api/v1/agents/stream is not an agent id
+    agents_api.add_routes(app)
     openapi.add_routes(app)
     return app

@@ -57,6 +57,18 @@ def bad_request(code: str, message: str, **details: Any) -> ApiError:
     return ApiError(400, code, message, details)
 
 
+def page_of(request: web.Request, default: int = 1000, most: int = 10_000) -> tuple[int, int]:
+    """`skip` and `limit` of a list request (`limit` defaults to `default`, at most `most`)."""
+    try:
+        skip = int(request.query.get("skip", "0"))
+        limit = int(request.query.get("limit", str(default)))
+    except ValueError:
+        raise bad_request("BAD_PARAMETER", "skip and limit are integers") from None
+    if skip < 0 or not 0 < limit <= most:
+        raise bad_request("BAD_PARAMETER", f"skip >= 0 and 0 < limit <= {most}")
+    return skip, limit
+
+
 def parse_json(text: str, what: str = "body") -> Any:
     """JSON from a request part, or a 400 that says where it broke."""
     try:

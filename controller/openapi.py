@@ -13,6 +13,7 @@ from aiohttp import web
 
 from controller.provisioning_api import ClassOptions
 from schemas.campaigns import CampaignSpec, ResumeRequest
+from schemas.targets import TargetIn
 from schemas.tasks import TASK_ADAPTER
 
 _ERROR = {
@@ -81,6 +82,14 @@ _PARAMS = {
     "oui": _path_param("oui", "OUI"),
     "product_class": _path_param("product_class", "product class, or * for all"),
     "dryRun": _query_param("dryRun", "1: count devices and waves, create nothing"),
+    "zone": _query_param("zone", "only those labelled with this zone"),
+    "kind": _query_param("kind", "only targets of this kind (snmp, huawei-olt, padtec)"),
+    "agent": _query_param("agent", "only targets this agent polls"),
+    "target": _query_param("target", "target id", "integer"),
+    "metric": _query_param("metric", "metric name; a trailing * matches a prefix"),
+    "from": _query_param("from", "start: ISO-8601 or epoch milliseconds"),
+    "to": _query_param("to", "end: ISO-8601 or epoch milliseconds"),
+    "step": _query_param("step", "bucket width, e.g. 300s, 1h (picks a rollup)"),
 }
 _LIST = ["query", "projection", "sort", "skip", "limit"]
 
@@ -91,7 +100,7 @@ def document() -> dict[str, Any]:
     components = schema.pop("$defs", {})
     components["Task"] = schema
     components["Error"] = _ERROR
-    for model in (CampaignSpec, ResumeRequest, ClassOptions):
+    for model in (CampaignSpec, ResumeRequest, ClassOptions, TargetIn):
         model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(model_schema.pop("$defs", {}))
         components[model.__name__] = model_schema
@@ -213,6 +222,79 @@ def document() -> dict[str, Any]:
                     )
                 }
                 for action in ("pause", "resume", "cancel")
+            },
+            "/api/v1/targets": {
+                "get": _op(
+                    "Targets, with the agent polling each (credentials summarised)",
+                    ["kind", "zone", "agent", "skip", "limit"],
+                    _200="targets; total header",
+                ),
+                "post": _op("Create a target", [], "TargetIn", _201="created", _400="invalid"),
+            },
+            "/api/v1/targets/import": {
+                "post": {
+                    **_op(
+                        "Create or update targets by name from CSV, YAML or JSON; all or nothing",
+                        _200="counts created and updated",
+                        _400="invalid: every problem listed, nothing stored",
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/yaml": {"schema": {"type": "string"}},
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/TargetIn"},
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+            "/api/v1/targets/{id}": {
+                "get": _op("One target", ["id"], _200="target", _404="none"),
+                "put": _op(
+                    "Replace a target (credentials left out are kept)",
+                    ["id"],
+                    "TargetIn",
+                    _200="replaced",
+                    _404="none",
+                ),
+                "delete": _op("Delete a target (its agent stops)", ["id"], _200="deleted"),
+            },
+            "/api/v1/agents": {
+                "get": _op(
+                    "Agents: labels, drivers, lease, controller, targets held",
+                    ["zone", "skip", "limit"],
+                    _200="agents; total header",
+                )
+            },
+            "/api/v1/agents/{id}": {"get": _op("One agent", ["id"], _200="agent", _404="none")},
+            "/api/v1/agents/stream": {
+                "get": _op(
+                    "The agent stream: a WebSocket of msgpack frames (agent-role tokens only)",
+                    _101="switching protocols",
+                    _403="not an agent token",
+                )
+            },
+            "/api/v1/series": {
+                "get": _op(
+                    "Time series (target, metric, labels)",
+                    ["target", "metric", "skip", "limit"],
+                    _200="series; total header",
+                )
+            },
+            "/api/v1/series/{id}": {"get": _op("One series", ["id"], _200="series", _404="none")},
+            "/api/v1/series/{id}/samples": {
+                "get": _op(
+                    "Samples, raw or rolled up (5 min, 1 h, 1 d: min/max/avg/count) by range",
+                    ["id", "from", "to", "step"],
+                    _200="points and the resolution used",
+                    _400="bad range or step",
+                    _404="none",
+                )
             },
             "/health": {
                 "get": {

@@ -39,7 +39,7 @@ import asyncpg
 from aiohttp import web
 
 from controller import documents as docs
-from controller.errors import ApiError, bad_request, not_found
+from controller.errors import ApiError, bad_request, not_found, page_of
 from controller.nbi import CONFIG, POOL
 from schemas.config import TimeseriesConfig
 
@@ -207,17 +207,6 @@ def choose(
     return level, level.width * k
 
 
-def _page(request: web.Request) -> tuple[int, int]:
-    try:
-        skip = int(request.query.get("skip", "0"))
-        limit = int(request.query.get("limit", str(DEFAULT_PAGE)))
-    except ValueError:
-        raise bad_request("BAD_PARAMETER", "skip and limit are integers") from None
-    if skip < 0 or not 0 < limit <= MAX_PAGE:
-        raise bad_request("BAD_PARAMETER", f"skip >= 0 and 0 < limit <= {MAX_PAGE}")
-    return skip, limit
-
-
 def _series_id(request: web.Request) -> int:
     text = request.match_info["id"]
     if not re.fullmatch(r"\d{1,18}", text):
@@ -260,7 +249,7 @@ async def list_series(request: web.Request) -> web.Response:
         args.append(labels)
         filters.append(f"s.labels @> ${len(args)}::jsonb")
     where = " WHERE " + " AND ".join(filters) if filters else ""
-    skip, limit = _page(request)
+    skip, limit = page_of(request, DEFAULT_PAGE, MAX_PAGE)
     pool = request.app[POOL]
     total = await pool.fetchval(
         f"SELECT count(*) FROM series s JOIN targets t ON t.id = s.target_id{where}", *args

@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from controller import documents as docs
-from controller.errors import ApiError, bad_request, not_found, parse_json
+from controller.errors import ApiError, bad_request, not_found, page_of, parse_json
 from controller.nbi import POOL, SEALER
 from schemas.sealing import Sealer
 from schemas.targets import TargetIn, credential_summary
@@ -253,7 +253,7 @@ async def list_targets(request: web.Request) -> web.Response:
         args.append(request.query["name"])
         filters.append(f"t.name = ${len(args)}")
     where = " WHERE " + " AND ".join(filters) if filters else ""
-    skip, limit = _page(request)
+    skip, limit = page_of(request)
     pool = request.app[POOL]
     total = await pool.fetchval(
         f"SELECT count(*) FROM targets t LEFT JOIN assignments a ON a.target_id = t.id{where}",
@@ -264,17 +264,6 @@ async def list_targets(request: web.Request) -> web.Response:
     )
     sealer = request.app.get(SEALER)
     return web.json_response([document(r, sealer) for r in rows], headers={"total": str(total)})
-
-
-def _page(request: web.Request) -> tuple[int, int]:
-    try:
-        skip = int(request.query.get("skip", "0"))
-        limit = int(request.query.get("limit", "1000"))
-    except ValueError:
-        raise bad_request("BAD_PARAMETER", "skip and limit are integers") from None
-    if skip < 0 or not 0 < limit <= 10000:
-        raise bad_request("BAD_PARAMETER", "skip >= 0 and 0 < limit <= 10000")
-    return skip, limit
 
 
 async def get_target(request: web.Request) -> web.Response:

@@ -85,6 +85,14 @@ async def test_hello_claims_a_lease_and_the_agent_gets_its_zones_targets(fleet: 
         assert shown.body["assignment"] is None  # no agent in pop2
         await agent.send(f.Heartbeat(1))
         assert await agent.expect(f.Heartbeat) == f.Heartbeat(1)
+        listed = await fleet.api("GET", "/api/v1/agents?zone=pop1")
+        assert listed.headers["total"] == "1"
+        (shown,) = listed.body
+        assert shown["id"] == "raw-1" and shown["alive"] and shown["targets"] == 1
+        assert shown["controller"] == welcome.controller and shown["kinds"] == ["snmp"]
+        assert (await fleet.api("GET", "/api/v1/agents/raw-1")).body == shown
+        missing = await fleet.api("GET", "/api/v1/agents/nobody")
+        assert missing.status == 404 and missing.body["error"]["code"] == "AGENT_NOT_FOUND"
     finally:
         await agent.close()
 
