@@ -35,7 +35,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,7 @@ from acs.store import task_hex
 from controller import campaign_rules as rules
 from controller import nbi, taskbodies
 from controller.errors import ApiError
+from controller.leadership import Leadership
 from schemas import tasks as t
 from schemas.campaigns import CampaignSpec
 
@@ -270,79 +271,61 @@ class CampaignEngine:
     def __init__(self, app: web.Application, settings: EngineSettings | None = None) -> None:
         self.app = app
         self.settings = settings or EngineSettings()
-        self.leader = False
         self.rounds = 0
         self._wake = asyncio.Event()
-        self._main: asyncio.Task[None] | None = None
+        self._leadership: Leadership | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._limit: asyncio.Semaphore | None = None
         self._asked: dict[str, float] = {}  # device -> when its last request went out
 
     # --- lifecycle and leadership ---
 
+    @property
+    def leader(self) -> bool:
+        return self._leadership is not None and self._leadership.leading
+
     async def start(self) -> None:
         self._limit = asyncio.Semaphore(self.settings.connection_requests)
-        self._main = asyncio.create_task(self._run(), name="campaign-engine")
+        self._leadership = Leadership(
+            self.app[nbi.WAITER].dsn,
+            ENGINE_LOCK,
+            "campaigns",
+            self._lead,
+            retry=self.settings.lock_retry,
+        )
+        self._leadership.start()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._main, *self._requests) if t is not None]
+        if self._leadership is not None:
+            await self._leadership.stop()
+        tasks = list(self._requests)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._main = None
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def _run(self) -> None:
-        dsn = self.app[nbi.WAITER].dsn
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(dsn, timeout=10)
-                lost = asyncio.Event()
-                conn.add_termination_listener(self._on_lost(lost))
-                while True:
-                    if await conn.fetchval("SELECT pg_try_advisory_lock($1)", ENGINE_LOCK):
-                        break
-                    await asyncio.sleep(self.settings.lock_retry)
-                await conn.add_listener(TASK_CHANNEL, self._notified)
-                await conn.add_listener(CAMPAIGN_CHANNEL, self._notified)
-                self.leader = True
-                ENGINE_LEADER.set(1)
-                log.info("campaign engine leading")
-                await self._lead(conn, lost)
-                log.warning("campaign engine lost its connection; retrying")
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("campaign engine: database unavailable", extra={"error": repr(exc)})
-                await asyncio.sleep(self.settings.lock_retry)
-            finally:
-                if self.leader:
-                    ENGINE_LEADER.set(0)
-                self.leader = False
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 2)
-
     async def _lead(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
-        while not lost.is_set():
-            self._wake.clear()
-            # The lock is ours exactly as long as this connection's backend lives.
-            await conn.fetchval("SELECT 1", timeout=10)
-            await self.run_round()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.interval):
-                    await self._wake.wait()
-            await asyncio.sleep(self.settings.settle)
-
-    def _on_lost(self, lost: asyncio.Event) -> Callable[[object], None]:
-        def terminated(_conn: object) -> None:
-            lost.set()
-            self._wake.set()
-
-        return terminated
+        conn.add_termination_listener(lambda _conn: self._wake.set())
+        await conn.add_listener(TASK_CHANNEL, self._notified)
+        await conn.add_listener(CAMPAIGN_CHANNEL, self._notified)
+        ENGINE_LEADER.set(1)
+        log.info("campaign engine leading")
+        try:
+            while not lost.is_set():
+                self._wake.clear()
+                # The lock is ours exactly as long as this connection's backend lives.
+                await conn.fetchval("SELECT 1", timeout=10)
+                await self.run_round()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.interval):
+                        await self._wake.wait()
+                await asyncio.sleep(self.settings.settle)
+        finally:
+            ENGINE_LEADER.set(0)
 
     def _notified(self, _conn: object, _pid: int, _channel: str, _payload: str) -> None:
         self._wake.set()

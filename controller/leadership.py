@@ -27,7 +27,6 @@ KEEPALIVES = {
     "tcp_keepalives_idle": "2",
     "tcp_keepalives_interval": "1",
     "tcp_keepalives_count": "3",
-    "application_name": "chronos-leader",
 }
 
 
@@ -64,7 +63,8 @@ class Leadership:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=10, server_settings=KEEPALIVES)
+                settings = {**KEEPALIVES, "application_name": f"chronos-{self.name}-leader"}
+                conn = await asyncpg.connect(self.dsn, timeout=10, server_settings=settings)
                 lost = asyncio.Event()
                 conn.add_termination_listener(_setter(lost))
                 await self._acquire(conn)
@@ -77,6 +77,9 @@ class Leadership:
                     "leadership: database unavailable",
                     extra={"role": self.name, "error": repr(exc)},
                 )
+            except Exception:
+                # A bug in `lead` must not end this process's bid for good: log, retry.
+                log.exception("leadership: leader failed", extra={"role": self.name})
             finally:
                 self.leading = False
                 if conn is not None:

@@ -291,6 +291,6 @@ async def test_two_controllers_elect_one_leader_and_the_other_takes_over(
         # A leader whose database connection is cut loses the lock, and someone leads again.
         await pool.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = 'chronos-leader' AND datname = current_database()"
+            " WHERE application_name = 'chronos-fleet-leader' AND datname = current_database()"
         )
         await eventually(lambda: follower[LEADER].leading, within=10)
