@@ -16,8 +16,11 @@ from acs import health
 from controller import (
     agents_api,
     campaigns,
+    events,
     files_api,
+    jobs,
     nbi,
+    olts_api,
     openapi,
     provisioning_api,
     stream,
@@ -96,5 +99,8 @@ def create_app(
     targets.add_routes(app)
     stream.add_routes(app)  # before agents_api: /api/v1/agents/stream is not an agent id
     agents_api.add_routes(app)
+    jobs.add_routes(app)
+    olts_api.add_routes(app)
+    events.add_routes(app, dsn)
     openapi.add_routes(app)
     return app

@@ -28,6 +28,7 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 
 from controller import assignment as a
+from controller import jobs
 from controller.leadership import Leadership
 from schemas.config import FleetConfig
 
@@ -150,6 +151,7 @@ class FleetLeader:
 
     async def run_pass(self, conn: asyncpg.Connection) -> a.Plan | None:
         """One pass; returns the plan applied, or None when nothing could have changed."""
+        await jobs.expire(conn)
         live = frozenset(_agent(r) for r in await conn.fetch(LIVE_AGENTS, timeout=10))
         woken = self._wake.is_set()
         now = time.monotonic()

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,11 +37,12 @@ import asyncpg
 from aiohttp import WSMsgType, web
 from prometheus_client import Counter, Gauge
 
-from controller import ingest
+from controller import ingest, jobs, olt_inventory
 from controller.auth import STREAM_PATH
 from controller.leader import ASSIGN_CHANNEL, FLEET_CHANNEL
 from schemas import frames as f
 from schemas.config import FleetConfig, TimeseriesConfig
+from schemas.olt import PORT_ONTS
 from schemas.sealing import Sealer
 
 log = logging.getLogger("chronos.fleet.stream")
@@ -207,10 +209,16 @@ class AgentSession:
             await self.store(await self.reports.get())
 
     async def store(self, frame: f.Report) -> None:
+        # Inventory goes to its tables, not to the events table; applying it is
+        # idempotent (and refuses older snapshots), so a resend applies it again.
+        inventory, events = olt_inventory.split(frame.events)
         try:
             stored = await self.hub.ingest.store_report(
-                self.hub.pool, self.agent, self.boot, frame.seq, frame.samples, frame.events
+                self.hub.pool, self.agent, self.boot, frame.seq, frame.samples, events
             )
+            for event in inventory:
+                async with self.hub.pool.acquire() as conn:
+                    await olt_inventory.apply(conn, event)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             REPORTS.labels("failed").inc()
             log.warning(
@@ -233,19 +241,42 @@ class AgentSession:
         log.info("agent said goodbye", extra={"agent_id": self.agent})
         raise StreamClosed("", "bye")
 
-    async def on_job_frame(self, frame: f.Frame) -> None:
-        log.warning(
-            "job frame for no job this controller runs",
-            extra={"agent_id": self.agent, "frame": frame.TYPE},
+    async def on_job_progress(self, frame: f.JobProgress) -> None:
+        await jobs.progress(self.hub.pool, self.agent, frame.job, frame.step, frame.detail)
+
+    async def on_job_result(self, frame: f.JobResult) -> None:
+        row = await jobs.finish(
+            self.hub.pool,
+            self.agent,
+            frame.job,
+            ok=frame.ok,
+            result=frame.result,
+            error=frame.error,
         )
+        ports = frame.result.get(PORT_ONTS) if row is not None else None
+        for detail in ports if isinstance(ports, list) else []:
+            # What the job changed, read back from the OLT: inventory now, not at the
+            # next poll.
+            event = f.Event(row["target_id"], PORT_ONTS, int(time.time() * 1000), detail)
+            async with self.hub.pool.acquire() as conn:
+                await olt_inventory.apply(conn, event)
+
+    async def dispatch_jobs(self) -> None:
+        """Send the agent the queued jobs of targets it polls (claimed: sent once)."""
+        owned = [t for t, (epoch, _) in self.sent.items() if (t, epoch) not in self.revoking]
+        for row in await jobs.claim(self.hub.pool, self.agent, owned):
+            await self.send(
+                f.Job(row["id"], row["target_id"], row["kind"], row["params"], row["timeout_ms"])
+            )
+            log.info("job sent", extra={"job_id": row["id"], "agent_id": self.agent})
 
     HANDLERS: dict[type[f.Frame], Callable[[AgentSession, Any], Awaitable[None]]] = {
         f.Heartbeat: on_heartbeat,
         f.Report: on_report,
         f.Revoked: on_revoked,
         f.Bye: on_bye,
-        f.JobProgress: on_job_frame,
-        f.JobResult: on_job_frame,
+        f.JobProgress: on_job_progress,
+        f.JobResult: on_job_result,
     }
 
     async def run(self) -> None:
@@ -277,6 +308,7 @@ class AgentSession:
                 async with asyncio.timeout(self.hub.config.resync_interval):
                     await self.dirty.wait()
             await self.sync()
+            await self.dispatch_jobs()
 
 
 class Hub:
@@ -356,6 +388,10 @@ class Hub:
                     session.dirty.set()
         elif payload == "import":
             self._wake(None)
+        elif channel == jobs.JOB_CHANNEL and payload.isdigit():
+            for session in self.sessions.values():
+                if int(payload) in session.sent:
+                    session.dirty.set()
 
     async def _listen(self) -> None:
         while True:
@@ -364,6 +400,7 @@ class Hub:
                 conn = await asyncpg.connect(self.dsn, timeout=10)
                 await conn.add_listener(ASSIGN_CHANNEL, self._notified)
                 await conn.add_listener(FLEET_CHANNEL, self._notified)
+                await conn.add_listener(jobs.JOB_CHANNEL, self._notified)
                 self._wake(None)  # whatever was missed while not listening
                 while True:
                     await asyncio.sleep(5)
@@ -406,6 +443,7 @@ class Hub:
                 },
             )
             await session.sync()
+            await session.dispatch_jobs()
             await self._run(session)
         except StreamClosed as closed:
             await self._refuse(ws, closed, session.agent if session else None)
