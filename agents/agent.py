@@ -31,6 +31,7 @@ import aiohttp
 from prometheus_client import Counter, Gauge
 
 from agents.driver import Driver
+from agents.jobs import JobRunner
 from agents.scheduler import Scheduler
 from agents.spool import Spool
 from schemas import frames as f
@@ -78,6 +79,7 @@ class Agent:
         self.drivers = drivers
         self.boot = uuid.uuid4().hex
         self.spool = Spool(max_bytes=settings.spool_max_bytes, directory=settings.spool_dir)
+        self.jobs = JobRunner(drivers, self._owned)
         self.scheduler = Scheduler(
             drivers,
             self._collect,
@@ -94,6 +96,10 @@ class Agent:
         self._spooled = asyncio.Event()
         self._link: _Link | None = None
         self._acked = asyncio.Event()
+
+    def _owned(self, target: int) -> f.TargetSpec | None:
+        owned = self.scheduler.targets.get(target)
+        return owned.spec if owned is not None else None
 
     # --- results into reports ---
 
@@ -132,6 +138,9 @@ class Agent:
             self._fence_changed.clear()
             wait = self._fence_at - time.monotonic()
             if wait <= 0:
+                # Jobs first: a running job holds its target's session, which the
+                # scheduler's stop waits to close.
+                await self.jobs.cancel_all()
                 if self.scheduler.targets:
                     FENCED.inc()
                     log.warning(
@@ -224,8 +233,10 @@ class Agent:
         )
         self._link = _Link(self, ws, lease_s, heartbeat_s)
         try:
+            await self.jobs.connected(self._link.send)
             await self._link.run()
         finally:
+            self.jobs.disconnected()
             self._link = None
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse, wait: float) -> f.Frame:
@@ -254,6 +265,13 @@ class Agent:
     async def shutdown(self, drain: float = 5.0) -> None:
         """Stop polling, deliver what is spooled (for up to `drain` seconds), say goodbye so
         the targets move at once. The caller cancels `run` afterwards."""
+        # Running jobs get up to `drain` to finish (they hold sessions the scheduler's
+        # stop closes), then the rest is cancelled.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain):
+                for target in list(self.jobs.targets_busy()):
+                    await self.jobs.stop_target(target)
+        await self.jobs.cancel_all()
         await self.scheduler.drop_all()
         self.flush()
         with contextlib.suppress(TimeoutError):
@@ -283,6 +301,7 @@ class _Link:
         self.outstanding: set[int] = set()
         self._window = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._aside: set[asyncio.Task[None]] = set()
 
     async def send(self, frame: f.Frame | bytes) -> None:
         data = frame if isinstance(frame, bytes) else f.encode(frame)
@@ -298,6 +317,8 @@ class _Link:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # Revocations under way (self._aside) go on: cut short, they could leave a
+            # session open that the fence no longer knows of.
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -366,9 +387,20 @@ class _Link:
             self.agent.scheduler.assign(spec)
 
     async def on_revoke(self, frame: f.Revoke) -> None:
+        # A revoked target's running job may take a while to finish (and its session to
+        # close): meanwhile heartbeats must still be answered, so this runs aside.
+        task = asyncio.create_task(self._revoke(frame), name="revoke")
+        self._aside.add(task)
+        task.add_done_callback(self._aside.discard)
+
+    async def _revoke(self, frame: f.Revoke) -> None:
         for target_id, epoch in frame.targets:
+            # Unowned from here on (queued jobs fail); returns once its driver closed the
+            # target's sessions, which waits for a running job to let go of them.
             await self.agent.scheduler.revoke(target_id, epoch)
-        await self.send(f.Revoked(frame.targets))
+            await self.agent.jobs.stop_target(target_id)
+        with contextlib.suppress(Exception):
+            await self.send(f.Revoked(frame.targets))
 
     async def on_ack(self, frame: f.Ack) -> None:
         self.agent.spool.ack(frame.seq)
@@ -377,8 +409,7 @@ class _Link:
         self.agent._acked.set()
 
     async def on_job(self, frame: f.Job) -> None:
-        error = f"this agent runs no {frame.kind!r} jobs"
-        await self.send(f.JobResult(frame.job, False, {}, error))
+        self.agent.jobs.submit(frame)
 
     HANDLERS = {
         f.Heartbeat: on_heartbeat,

@@ -9,12 +9,14 @@ answers "poll this group of this target now", within the deadline the scheduler 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from schemas.frames import Event, Sample, TargetSpec
 from schemas.targets import CLASS_INTERVALS
+
+Progress = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class PollError(Exception):
@@ -87,8 +89,24 @@ class Driver(ABC):
     async def poll(self, target: TargetSpec, group: GroupPlan, now_ms: int) -> PollResult:
         """Poll one group of one target once; PollError when the target fails."""
 
+    async def run_job(
+        self, target: TargetSpec, kind: str, params: dict[str, Any], progress: Progress
+    ) -> dict[str, Any]:
+        """Run an on-demand job on `target`; its result, or PollError with the reason.
+
+        `progress(step, detail)` reports a step as it is done. A job that fails after
+        changing something undoes what it can before raising.
+        """
+        raise PollError(f"{self.kind} targets run no {kind!r} jobs", code="unsupported")
+
     def forget(self, target_id: int) -> None:  # noqa: B027 - optional hook
         """Drop per-target state (previous counters, sessions): the target went away."""
+
+    async def release(self, target_id: int) -> None:
+        """Forget `target_id` and return once nothing of this agent talks to it any more
+        (a driver with sessions closes them here: the target's next owner may open its
+        own, and devices such as OLTs allow few)."""
+        self.forget(target_id)
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release sockets and sessions at agent shutdown."""

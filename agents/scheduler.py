@@ -171,7 +171,7 @@ class Scheduler:
                 await task
         driver = self.drivers.get(target.spec.kind)
         if driver is not None:
-            driver.forget(target.spec.id)
+            await driver.release(target.spec.id)
 
     # --- the loop ---
 
