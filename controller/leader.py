@@ -133,7 +133,8 @@ class FleetLeader:
         upkeep = asyncio.create_task(self._upkeep(), name="fleet-upkeep")
         try:
             while not lost.is_set():
-                self._wake.clear()
+                # run_pass reads and clears the wake flag: a NOTIFY that woke this wait
+                # (an agent joined, confirmed a revocation, said bye) forces a pass.
                 await self.run_pass(conn)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.config.pass_interval):
