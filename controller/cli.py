@@ -10,6 +10,7 @@ chronos campaign ... firmware campaigns and bulk operations, over the API
 chronos targets ...  import and list polled equipment, over the API
 chronos sim cpe ...  simulated CPEs against an ACS
 chronos sim snmp ... simulated SNMP devices (communities dev1..devN)
+chronos sim olt ...  a simulated Huawei MA5800 OLT (SSH CLI, XPON SNMP)
 """
 
 from __future__ import annotations
@@ -374,10 +375,12 @@ async def cmd_campaign(config: Config, args: argparse.Namespace) -> int:
 
 
 async def cmd_sim(config: Config, args: argparse.Namespace) -> int:
-    from tools.sim import cpe, snmp
+    from tools.sim import cpe, olt, snmp
 
     if args.sim_command == "snmp":
         return await snmp.run(args)
+    if args.sim_command == "olt":
+        return await olt.run(args)
     return await cpe.run(args)
 
 
@@ -422,6 +425,9 @@ def _parser() -> argparse.ArgumentParser:
     from tools.sim import snmp
 
     snmp.add_arguments(sim_sub.add_parser("snmp", help="simulated SNMP devices on 127.0.0.1"))
+    from tools.sim import olt
+
+    olt.add_arguments(sim_sub.add_parser("olt", help="a simulated Huawei MA5800 on 127.0.0.1"))
     return parser
 
 

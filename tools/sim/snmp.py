@@ -1,8 +1,10 @@
 """Simulated SNMP v2c devices: many behind one UDP port on 127.0.0.1, told apart by community.
 
 Device N answers to the community `dev<N>` (or any community in `communities`) with a
-small, live MIB: system group (sysUpTime ticking from the simulator's start), and an
-ifTable/ifXTable of `interfaces` rows whose octet counters grow at `octets_per_s`.
+small, live MIB (`DeviceMib`): system group (sysUpTime ticking from the simulator's
+start), and an ifTable/ifXTable of `interfaces` rows whose octet counters grow at
+`octets_per_s`. Another MIB plugs in as `mib` (any `Mib`: sorted OIDs and a value
+per device), as the simulated OLT's XPON view does (`tools.sim.olt.XponMib`).
 GET, GETNEXT and GETBULK are answered; the BER codec is the agent's own.
 
 Every request is logged per device with its time and source address, so tests can ask
@@ -23,6 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from agents.snmp import ber
 
@@ -40,23 +43,25 @@ class Request:
     source: tuple[str, int]
 
 
-@dataclass
-class SnmpSimulator(asyncio.DatagramProtocol):
-    devices: int = 10
-    interfaces: int = 4
-    octets_per_s: int = 125_000  # 1 Mbit/s per interface
-    latency: float = 0.0
-    silent: set[int] = field(default_factory=set)
-    started: float = field(default_factory=time.monotonic)
-    log: dict[int, list[Request]] = field(default_factory=lambda: defaultdict(list))
-    transport: asyncio.DatagramTransport | None = None
-    answered: int = 0
+class Mib(Protocol):
+    """What a simulator serves: its OIDs in order, and the value of one for a device."""
 
-    def __post_init__(self) -> None:
+    def oids(self) -> list[ber.Oid]:
+        """Every OID served, sorted (the same list while nothing changed)."""
+        ...
+
+    def value(self, device: int, oid: ber.Oid) -> tuple[int, ber.Value] | None:
+        """(tag, value) of `oid` for device number `device`; None: no such object."""
+        ...
+
+
+class DeviceMib:
+    """The default MIB: system group and an ifTable/ifXTable with growing counters."""
+
+    def __init__(self, interfaces: int, octets_per_s: int, started: float) -> None:
+        self.interfaces, self.octets_per_s, self.started = interfaces, octets_per_s, started
         self._static = self._static_oids()
         self._oids = sorted(self._static)
-
-    # --- the MIB ---
 
     def _static_oids(self) -> dict[ber.Oid, tuple[int, object]]:
         mib: dict[ber.Oid, tuple[int, object]] = {
@@ -78,8 +83,14 @@ class SnmpSimulator(asyncio.DatagramProtocol):
             mib[(*IFX_ENTRY, 15, i)] = (ber.GAUGE32, 1000)
         return mib
 
-    def _value(self, device: int, oid: ber.Oid) -> tuple[int, ber.Value]:
-        tag, value = self._static[oid]
+    def oids(self) -> list[ber.Oid]:
+        return self._oids
+
+    def value(self, device: int, oid: ber.Oid) -> tuple[int, ber.Value] | None:
+        entry = self._static.get(oid)
+        if entry is None:
+            return None
+        tag, value = entry
         if not isinstance(value, str):
             return tag, value  # type: ignore[return-value]
         elapsed = time.monotonic() - self.started
@@ -90,19 +101,42 @@ class SnmpSimulator(asyncio.DatagramProtocol):
         octets = int(elapsed * self.octets_per_s * (1 + oid[-1] % 3)) + device * 1000
         return tag, octets % (2**32 if tag == ber.COUNTER32 else 2**64)
 
+
+@dataclass
+class SnmpSimulator(asyncio.DatagramProtocol):
+    devices: int = 10
+    interfaces: int = 4
+    octets_per_s: int = 125_000  # 1 Mbit/s per interface
+    latency: float = 0.0
+    silent: set[int] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+    log: dict[int, list[Request]] = field(default_factory=lambda: defaultdict(list))
+    transport: asyncio.DatagramTransport | None = None
+    answered: int = 0
+    mib: Mib | None = None  # None: DeviceMib(interfaces, octets_per_s)
+    communities: dict[str, int] = field(default_factory=dict)  # besides dev<N>
+
+    def __post_init__(self) -> None:
+        if self.mib is None:
+            self.mib = DeviceMib(self.interfaces, self.octets_per_s, self.started)
+
+    # --- the MIB ---
+
     def _get(self, device: int, oid: ber.Oid) -> ber.VarBind:
-        if oid in self._static:
-            tag, value = self._value(device, oid)
-            return (oid, tag, value)
-        return (oid, ber.NO_SUCH_OBJECT, None)
+        found = self.mib.value(device, oid)  # type: ignore[union-attr]
+        if found is None:
+            return (oid, ber.NO_SUCH_OBJECT, None)
+        return (oid, *found)
 
     def _next(self, device: int, oid: ber.Oid) -> ber.VarBind:
-        at = bisect.bisect_right(self._oids, oid)
-        if at >= len(self._oids):
-            return (oid, ber.END_OF_MIB_VIEW, None)
-        following = self._oids[at]
-        tag, value = self._value(device, following)
-        return (following, tag, value)
+        oids = self.mib.oids()  # type: ignore[union-attr]
+        at = bisect.bisect_right(oids, oid)
+        while at < len(oids):
+            found = self.mib.value(device, oids[at])  # type: ignore[union-attr]
+            if found is not None:
+                return (oids[at], *found)
+            at += 1
+        return (oid, ber.END_OF_MIB_VIEW, None)
 
     def answer(self, device: int, pdu: ber.Pdu) -> list[ber.VarBind]:
         oids = [vb[0] for vb in pdu.varbinds]
@@ -131,7 +165,8 @@ class SnmpSimulator(asyncio.DatagramProtocol):
             message = ber.decode_message(data)
         except ber.BerError:
             return  # a real agent drops what it cannot parse
-        device = _device(message.community)
+        device = self.communities.get(message.community.decode("latin-1"))
+        device = device or _device(message.community)
         if device is None or device > self.devices:
             return  # wrong community: silence, as real agents answer
         self.log[device].append(Request(time.monotonic(), addr))
