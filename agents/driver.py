@@ -128,6 +128,7 @@ def register(kind: str) -> Callable[[type[Driver]], type[Driver]]:
 
 def load_drivers() -> dict[str, DriverFactory]:
     """Every driver this installation has (importing their packages registers them)."""
+    import agents.huawei.driver
     import agents.snmp  # noqa: F401
 
     return DRIVERS

@@ -80,6 +80,7 @@ PRUNE_PORT_ONTS = """
 DELETE FROM onts o WHERE o.target_id = $1 AND o.frame = $2 AND o.slot = $3 AND o.port = $4
   AND NOT (o.ont_id = ANY($5::int[]))
 """
+AUTOFIND_REGISTERED = "DELETE FROM ont_autofind WHERE target_id = $1 AND serial = ANY($2::text[])"
 DELETE_AUTOFIND = "DELETE FROM ont_autofind WHERE target_id = $1 AND NOT (serial = ANY($2::text[]))"
 UPSERT_AUTOFIND = """
 INSERT INTO ont_autofind (target_id, serial, serial_vendor, frame, slot, port, password, loid,
@@ -220,11 +221,17 @@ async def _autofind(
 
 
 async def _port(conn: asyncpg.Connection, target: int, port: olt.PortOnts) -> dict:
+    await conn.execute(UPSERT_PORTS, target, [port.frame], [port.slot], [port.port], [port.enabled])
     await conn.execute(
         PRUNE_PORT_ONTS, target, port.frame, port.slot, port.port, [o.ont_id for o in port.onts]
     )
     await _upsert_onts(conn, target, port.onts)
-    return {"port": port.fsp, "onts": len(port.onts)}
+    # A registered ONT is no longer waiting for authorisation.
+    await conn.execute(AUTOFIND_REGISTERED, target, [o.serial for o in port.onts])
+    changed: dict = {"port": port.fsp, "onts": len(port.onts)}
+    if port.enabled is not None:
+        changed["enabled"] = port.enabled
+    return changed
 
 
 def split(events: Iterable[Event]) -> tuple[list[Event], list[Event]]:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from controller.provisioning_api import ClassOptions
 from schemas.campaigns import CampaignSpec, ResumeRequest
+from schemas.olt import Display, OntProvision
 from schemas.targets import TargetIn
 from schemas.tasks import TASK_ADAPTER
 
@@ -90,6 +91,19 @@ _PARAMS = {
     "from": _query_param("from", "start: ISO-8601 or epoch milliseconds"),
     "to": _query_param("to", "end: ISO-8601 or epoch milliseconds"),
     "step": _query_param("step", "bucket width, e.g. 300s, 1h (picks a rollup)"),
+    "olt": _query_param("olt", "OLT (target) id", "integer"),
+    "state": _query_param("state", "run state (online, offline) or job state"),
+    "serial": _query_param("serial", "ONT serial, 16 hex digits or HWTC-XXXXXXXX"),
+    "ont": _path_param("ont", "ONT as F-S-P-ID (0-1-2-5) or the ONT's id"),
+    "port": _path_param("port", "PON port as F-S-P (0-1-2)"),
+    "types": _query_param("types", "comma-separated event types (job, inventory, autofind)"),
+    "Idempotency-Key": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "the same key returns the same job instead of a second one",
+    },
 }
 _LIST = ["query", "projection", "sort", "skip", "limit"]
 
@@ -100,7 +114,7 @@ def document() -> dict[str, Any]:
     components = schema.pop("$defs", {})
     components["Task"] = schema
     components["Error"] = _ERROR
-    for model in (CampaignSpec, ResumeRequest, ClassOptions, TargetIn):
+    for model in (CampaignSpec, ResumeRequest, ClassOptions, TargetIn, OntProvision, Display):
         model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(model_schema.pop("$defs", {}))
         components[model.__name__] = model_schema
@@ -294,6 +308,96 @@ def document() -> dict[str, Any]:
                     _200="points and the resolution used",
                     _400="bad range or step",
                     _404="none",
+                )
+            },
+            "/api/v1/olts": {
+                "get": _op("OLTs: version, agent, ONT counts", ["skip", "limit"], _200="OLTs")
+            },
+            "/api/v1/olts/{id}": {"get": _op("One OLT", ["id"], _200="OLT", _404="none")},
+            "/api/v1/olts/{id}/board-info": {
+                "get": _op("Boards as last polled", ["id"], _200="boards", _404="none")
+            },
+            "/api/v1/olts/{id}/autofind-onts/all": {
+                "get": _op("ONTs the OLT sees but has not registered", ["id"], _200="ONTs")
+            },
+            "/api/v1/olts/{id}/onts": {
+                "post": _op(
+                    "Provision an ONT (a job: ont add, then its service ports)",
+                    ["id", "Idempotency-Key"],
+                    "OntProvision",
+                    _202="job queued",
+                    _200="the job of this idempotency key",
+                    _400="bad parameters",
+                    _409="idempotency key used for another job",
+                )
+            },
+            "/api/v1/olts/{id}/onts/{ont}": {
+                "delete": _op(
+                    "Delete an ONT and its service ports (a job)",
+                    ["id", "ont", "Idempotency-Key"],
+                    _202="job queued",
+                )
+            },
+            "/api/v1/olts/{id}/onts/{ont}/reboot": {
+                "post": _op("Reboot an ONT (a job)", ["id", "ont", "Idempotency-Key"], _202="job")
+            },
+            "/api/v1/olts/{id}/ports/{port}/enable": {
+                "post": _op(
+                    "Enable a PON port (a job)", ["id", "port", "Idempotency-Key"], _202="job"
+                )
+            },
+            "/api/v1/olts/{id}/ports/{port}/disable": {
+                "post": _op("Disable a PON port (a job)", ["id", "port"], _202="job")
+            },
+            "/api/v1/olts/{id}/commands": {
+                "post": _op(
+                    "Run an allow-listed read-only display command (a job)",
+                    ["id", "Idempotency-Key"],
+                    "Display",
+                    _202="job",
+                    _400="not allowed",
+                )
+            },
+            "/api/v1/onts": {
+                "get": _op(
+                    "ONTs, each with the CPE behind it",
+                    ["olt", "state", "serial", "skip", "limit"],
+                    _200="ONTs; total header",
+                )
+            },
+            "/api/v1/onts/{id}": {
+                "get": _op(
+                    "One ONT: its OLT and port, the CPE behind it, its optical levels",
+                    ["id"],
+                    _200="ONT",
+                    _404="none",
+                )
+            },
+            "/api/v1/devices/{id}/ont": {
+                "get": _op("The OLT, port and ONT of a CPE", ["id"], _200="ONT", _404="none")
+            },
+            "/api/v1/jobs": {
+                "get": _op("Jobs, newest first", ["target", "state", "skip", "limit"], _200="jobs"),
+                "post": _op(
+                    "Queue a job: {target, kind, params, timeoutMs, idempotencyKey}",
+                    ["Idempotency-Key"],
+                    _202="queued",
+                    _200="existing job of this key",
+                ),
+            },
+            "/api/v1/jobs/{id}": {
+                "get": _op(
+                    "One job: state, progress steps, result or error",
+                    ["id"],
+                    _200="job",
+                    _404="none",
+                )
+            },
+            "/api/v1/events": {
+                "get": _op(
+                    "Live events over a WebSocket of JSON messages (jobs, inventory, autofind)",
+                    ["types"],
+                    _101="switching protocols",
                 )
             },
             "/health": {

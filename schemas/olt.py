@@ -192,3 +192,4 @@ class Autofind(_Model):
 
 class PortOnts(PortRef):
     onts: list[Ont] = Field(default_factory=list, max_length=256)
+    enabled: bool | None = None  # known after a port was enabled or disabled

@@ -47,12 +47,15 @@ class SnmpV3(_Model):
 
 
 class Login(_Model):
-    """SSH (OLTs) or HTTP API (Padtec NMS) credentials."""
+    """SSH (OLTs) or HTTP API (Padtec NMS) credentials; an OLT's SNMP access beside them
+    (its optical levels come over SNMP)."""
 
     username: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     password: Secret = ""
     private_key: Annotated[str, StringConstraints(max_length=16384)] = ""
     client_id: Annotated[str, StringConstraints(max_length=128)] = ""
+    snmp: SnmpV2c | SnmpV3 | None = None
+    snmp_port: int = Field(161, ge=1, le=65535)
 
 
 Credentials = SnmpV2c | SnmpV3 | Login
@@ -110,4 +113,8 @@ def credential_summary(credentials: dict[str, Any] | None) -> dict[str, Any] | N
             "auth_protocol": credentials.get("auth_protocol"),
             "priv_protocol": credentials.get("priv_protocol"),
         }
-    return {"username": credentials.get("username"), "password": "********"}
+    out: dict[str, Any] = {"username": credentials.get("username"), "password": "********"}
+    if isinstance(credentials.get("snmp"), dict):
+        out["snmp"] = credential_summary(credentials["snmp"])
+        out["snmp_port"] = credentials.get("snmp_port", 161)
+    return out
