@@ -74,6 +74,8 @@ async def test_inventory_lists_every_ont_the_olt_has_with_its_state(olt_sim: Olt
         seen = got[ont.slot, ont.port, ont.ont_id]
         assert seen.serial == ont.sn and seen.serial_vendor == "HWTC" + ont.sn[8:]
         assert seen.description == ont.desc
+        assert seen.line_profile == sim.line_profiles[ont.line_profile]  # over SNMP
+        assert seen.service_profile == sim.srv_profiles[ont.srv_profile]
         assert seen.run_state == ("online" if sim.online(ont) else "offline")
         if sim.online(ont):
             assert seen.distance_m == ont.distance
@@ -156,8 +158,8 @@ async def test_provisioning_adds_the_ont_and_its_service_ports(olt_sim: Olt) -> 
         "service_port_added",
     ]
     (port,) = result[olt.PORT_ONTS]
-    listed = olt.PortOnts.model_validate(port)
-    assert waiting.sn in {o.serial for o in listed.onts}
+    listed = {o.serial: o for o in olt.PortOnts.model_validate(port).onts}
+    assert listed[waiting.sn].line_profile == "ftth" == listed[waiting.sn].service_profile
 
 
 async def test_a_failing_provisioning_undoes_its_steps(olt_sim: Olt) -> None:

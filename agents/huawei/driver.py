@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 
 from agents.driver import Driver, GroupPlan, PollError, PollResult, Progress, register
 from agents.huawei import jobs, parsers
-from agents.huawei.optical import WALK_ROOTS, optical_samples
+from agents.huawei.optical import PROFILE_ROOTS, WALK_ROOTS, optical_samples, profile_names
 from agents.huawei.session import CliSession, OltSessions
 from agents.snmp.driver import SnmpDriver
 from agents.snmp.groups import settings
-from agents.snmp.session import walk
+from agents.snmp.session import Walk, walk
 from schemas import olt
 from schemas.frames import Event, TargetSpec
 
@@ -76,7 +76,8 @@ class HuaweiOltDriver(Driver):
         try:
             async with self._cli(target) as cli:
                 if group.name == "inventory":
-                    detail = (await inventory(cli)).model_dump(mode="json")
+                    found = await inventory(cli)
+                    detail = (await self._with_profiles(target, found)).model_dump(mode="json")
                     return PollResult(events=[Event(target.id, olt.INVENTORY, now_ms, detail)])
                 found = olt.Autofind(entries=await autofind(cli)).model_dump(mode="json")
                 return PollResult(events=[Event(target.id, olt.AUTOFIND, now_ms, found)])
@@ -114,6 +115,29 @@ class HuaweiOltDriver(Driver):
         return self.sessions.session(target.id, target.address, target.port, target.credentials)
 
     async def _optical(self, target: TargetSpec, group: GroupPlan, now_ms: int) -> PollResult:
+        result = await self._walk(target, group.options, WALK_ROOTS)
+        return PollResult(samples=optical_samples(target.id, result.columns, now_ms))
+
+    async def _with_profiles(self, target: TargetSpec, found: olt.Inventory) -> olt.Inventory:
+        """The inventory with each ONT's line and service profile names, which the CLI
+        shows only one ONT at a time, from SNMP when the OLT's SNMP access is known."""
+        if _snmp_credentials(target) is None or not found.onts:
+            return found
+        try:
+            names = profile_names((await self._walk(target, {}, PROFILE_ROOTS)).columns)
+        except PollError as exc:
+            log.warning(
+                "profile names not read over SNMP",
+                extra={"target_id": target.id, "code": exc.code, "error": str(exc)},
+            )
+            return found
+        onts = []
+        for ont in found.onts:
+            line, service = names.get(f"{ont.frame}/{ont.slot}/{ont.port}/{ont.ont_id}", ("", ""))
+            onts.append(ont.model_copy(update={"line_profile": line, "service_profile": service}))
+        return found.model_copy(update={"onts": onts})
+
+    async def _walk(self, target: TargetSpec, options: dict[str, Any], roots: list) -> Walk:
         creds = _snmp_credentials(target)
         if creds is None:
             raise PollError(
@@ -130,10 +154,9 @@ class HuaweiOltDriver(Driver):
             profile={},
             epoch=target.epoch,
         )
-        opts = settings(group.options, creds)
+        opts = settings(options, creds)
         session = await self._snmp._session(spec, opts)
-        result = await walk(session, WALK_ROOTS, opts.max_repetitions, opts.max_varbinds)
-        return PollResult(samples=optical_samples(target.id, result.columns, now_ms))
+        return await walk(session, roots, opts.max_repetitions, opts.max_varbinds)
 
 
 def _snmp_credentials(target: TargetSpec) -> dict[str, Any] | None:

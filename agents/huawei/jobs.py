@@ -115,7 +115,16 @@ async def provision(cli: CliSession, p: olt.OntProvision, progress: Progress) ->
     except Exception as failure:
         await _undo(cli, ref, failure, progress)
         raise
-    return {"fsp": p.fsp, "ont_id": ont_id, olt.PORT_ONTS: [await read_port(cli, p)]}
+    port_onts = await read_port(cli, p)
+    # The port table lacks profile names: the new ONT's detail has them.
+    detail = parsers.parse_ont_info(
+        await cli.run(f"display ont info {p.frame} {p.slot} {p.port} {ont_id}")
+    )
+    for listed in port_onts["onts"]:
+        if listed["ont_id"] == ont_id and detail:
+            listed["line_profile"] = detail[0].line_profile
+            listed["service_profile"] = detail[0].service_profile
+    return {"fsp": p.fsp, "ont_id": ont_id, olt.PORT_ONTS: [port_onts]}
 
 
 async def _undo(

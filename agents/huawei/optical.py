@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agents.snmp.ber import Oid, VarBind
-from agents.snmp.groups import numeric
+from agents.snmp.groups import numeric, text
 from schemas.frames import Sample
 
 XPON = (1, 3, 6, 1, 4, 1, 2011, 6, 128, 1, 1, 2)
@@ -42,6 +42,9 @@ COLUMNS = (
     Column((*_DDM, 6), "olt_rx_dbm", lambda v: (v - 10000) / 100),
 )
 WALK_ROOTS: list[Oid] = [RUN_STATUS, *(c.oid for c in COLUMNS)]
+LINE_PROFILE = (*XPON, 43, 1, 7)  # hwGponDeviceOntLineProfName
+SERVICE_PROFILE = (*XPON, 43, 1, 8)  # hwGponDeviceOntServiceProfName
+PROFILE_ROOTS: list[Oid] = [LINE_PROFILE, SERVICE_PROFILE]
 
 
 def gpon_ifindex(frame: int, slot: int, port: int) -> int:
@@ -83,3 +86,15 @@ def optical_samples(target: int, columns: dict[Oid, list[VarBind]], now_ms: int)
                 continue  # invalid: the OLT does not know
             out.append(Sample(target, metric, {"ont": ont}, now_ms, round(convert(raw), 4)))
     return out
+
+
+def profile_names(columns: dict[Oid, list[VarBind]]) -> dict[str, tuple[str, str]]:
+    """`F/S/P/ID` -> (line profile name, service profile name) from a walk of PROFILE_ROOTS."""
+    out: dict[str, list[str]] = {}
+    for position, oid in enumerate(PROFILE_ROOTS):
+        n = len(oid)
+        for name, tag, value in columns.get(oid, ()):
+            ont = ont_name(tuple(name[n:]))
+            if ont is not None:
+                out.setdefault(ont, ["", ""])[position] = text(tag, value)
+    return {ont: (line, service) for ont, (line, service) in out.items()}

@@ -569,6 +569,10 @@ class XponMib:
             index = (gpon_ifindex(0, ont.slot, ont.port), ont.ont_id)
             up = sim.online(ont)
             values[(*XPON, 43, 1, 3, *index)] = (ber.OCTET_STRING, bytes.fromhex(ont.sn))
+            line = sim.line_profiles.get(ont.line_profile, "")
+            service = sim.srv_profiles.get(ont.srv_profile, "")
+            values[(*XPON, 43, 1, 7, *index)] = (ber.OCTET_STRING, line.encode())
+            values[(*XPON, 43, 1, 8, *index)] = (ber.OCTET_STRING, service.encode())
             values[(*XPON, 43, 1, 9, *index)] = (ber.OCTET_STRING, ont.desc.encode())
             values[(*XPON, 46, 1, 15, *index)] = (ber.INTEGER, 1 if up else 2)
             optics = (
@@ -640,6 +644,7 @@ async def running(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=2222)
     parser.add_argument("--onts", type=int, default=64, help="registered ONTs")
+    parser.add_argument("--autofind", type=int, default=4, help="ONTs waiting to be registered")
     parser.add_argument("--username", default="root")
     parser.add_argument("--password", default="admin123")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per command")
@@ -652,6 +657,7 @@ async def run(args: argparse.Namespace) -> int:
         username=args.username,
         password=args.password,
         onts=args.onts,
+        autofind=args.autofind,
         latency=args.latency,
         community=args.community,
     )
