@@ -64,3 +64,6 @@ def setup(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log repeats what our own lines say; keep its errors only.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # asyncssh tells of every connection, channel and auth step at INFO: our sessions log
+    # what matters (with the target id) themselves.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)

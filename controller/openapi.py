@@ -94,7 +94,7 @@ _PARAMS = {
     "olt": _query_param("olt", "OLT (target) id", "integer"),
     "state": _query_param("state", "run state (online, offline) or job state"),
     "serial": _query_param("serial", "ONT serial, 16 hex digits or HWTC-XXXXXXXX"),
-    "ont": _path_param("ont", "ONT as F-S-P-ID (0-1-2-5) or the ONT's id"),
+    "ont": _path_param("ont", "the ONT's id (as /api/v1/onts lists it)"),
     "port": _path_param("port", "PON port as F-S-P (0-1-2)"),
     "types": _query_param("types", "comma-separated event types (job, inventory, autofind)"),
     "Idempotency-Key": {
