@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncssh
 import pytest
 
 from agents.driver import GroupPlan, PollError
@@ -288,3 +289,42 @@ async def test_a_wrong_password_is_an_auth_failure_that_names_no_secret(
     assert error.value.code == "auth_failed"
     assert "not-the-password" not in str(error.value) + caplog.text
     assert PASSWORD not in caplog.text
+
+
+async def test_an_olt_login_may_be_a_private_key() -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    sim = OltSimulator(onts=2, autofind=0, authorized_key=key)
+    async with running(sim) as ports:
+        driver = HuaweiOltDriver()
+        pem = key.export_private_key().decode()
+        target = TargetSpec(
+            8,
+            "huawei-olt",
+            "127.0.0.1",
+            ports.ssh,
+            {"username": "root", "private_key": pem},
+            {},
+            {},
+            1,
+        )
+        try:
+            assert (
+                len(inventory_of(await driver.poll(target, GroupPlan("inventory", 60), 0)).onts)
+                == 2
+            )
+            other = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+            wrong = TargetSpec(
+                9,
+                "huawei-olt",
+                "127.0.0.1",
+                ports.ssh,
+                {"username": "root", "private_key": other},
+                {},
+                {},
+                1,
+            )
+            with pytest.raises(PollError) as error:
+                await driver.poll(wrong, GroupPlan("inventory", 60), 0)
+            assert error.value.code == "auth_failed"
+        finally:
+            await driver.close()
