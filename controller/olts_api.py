@@ -175,6 +175,25 @@ async def board_info(request: web.Request) -> web.Response:
     )
 
 
+def autofind_document(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "serial": row["serial"],
+        "serialVendor": row["serial_vendor"],
+        "frame": row["frame"],
+        "slot": row["slot"],
+        "port": row["port"],
+        "fsp": f"{row['frame']}/{row['slot']}/{row['port']}",
+        "password": row["password"],
+        "loid": row["loid"],
+        "vendorId": row["vendor_id"],
+        "version": row["version"],
+        "softwareVersion": row["software_version"],
+        "equipmentId": row["equipment_id"],
+        "foundAt": row["found_at"],  # as the OLT tells it
+        "firstSeen": docs.iso(row["first_seen"]),
+    }
+
+
 async def autofind(request: web.Request) -> web.Response:
     row = await _olt(request)
     found = await request.app[POOL].fetch(AUTOFIND, row["id"])
@@ -182,14 +201,7 @@ async def autofind(request: web.Request) -> web.Response:
         {
             "olt": row["id"],
             "autofindAt": docs.iso(row["autofind_at"]),
-            "onts": [
-                {
-                    **dict(f),
-                    "fsp": f"{f['frame']}/{f['slot']}/{f['port']}",
-                    "first_seen": docs.iso(f["first_seen"]),
-                }
-                for f in found
-            ],
+            "onts": [autofind_document(f) for f in found],
         }
     )
 

@@ -245,12 +245,14 @@ class AgentSession:
         await jobs.progress(self.hub.pool, self.agent, frame.job, frame.step, frame.detail)
 
     async def on_job_result(self, frame: f.JobResult) -> None:
+        # The port read back goes to the inventory, not into the job's stored result.
+        stored = {k: v for k, v in frame.result.items() if k != PORT_ONTS}
         row = await jobs.finish(
             self.hub.pool,
             self.agent,
             frame.job,
             ok=frame.ok,
-            result=frame.result,
+            result=stored,
             error=frame.error,
         )
         ports = frame.result.get(PORT_ONTS) if row is not None else None

@@ -128,7 +128,7 @@ async def test_reported_inventory_fills_the_olt_views(
         (1, "H901GPSF", ["CPSF"]),
     ]
     found = (await fleet.api("GET", f"/api/v1/olts/{olt_id}/autofind-onts/all")).body["onts"]
-    assert [(x["serial"], x["serial_vendor"], x["fsp"]) for x in found] == [
+    assert [(x["serial"], x["serialVendor"], x["fsp"]) for x in found] == [
         (SERIAL, "HWTCA1B2C3D4", "0/1/2")
     ]
     onts = (await fleet.api("GET", f"/api/v1/onts?olt={olt_id}&state=online")).body
