@@ -369,6 +369,13 @@ async def _sweep(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    # Shutting down: sessions still open here are over (their CPEs will inform again),
+    # so their devices are given back now rather than locked until the lease runs out.
+    for live in list(app[SESSIONS].by_id.values()):
+        app[SESSIONS].drop(live)
+        metrics.SESSIONS.labels("shutdown").inc()
+        log.info("session ended by shutdown", extra={"device_id": live.session.device_id})
+        await _release(app[STORE], live.session)
 
 
 async def _catalog(app: web.Application) -> AsyncIterator[None]:

@@ -309,6 +309,24 @@ async def test_quiet_session_times_out_and_frees_the_device(
     assert (await cpe.message(b""))[0] == 400  # that session is gone
 
 
+async def test_stopping_the_acs_gives_back_the_devices_of_open_sessions(
+    pool: asyncpg.Pool,
+) -> None:
+    await pool.execute("DELETE FROM presets")
+    config = AcsConfig(session_timeout=600)
+    app = server.create_app(pool, config, Sealer(SECRET_KEY))
+    async with serving(app) as url:
+        c = Cpe(url + "/")
+        try:
+            await c.message(inform("OPEN"))  # and then nothing: the session stays open
+        finally:
+            await c.close()
+        assert await pool.fetchval("SELECT session_id FROM devices") is not None
+    # Without this the device would be refused (another session) for ten minutes.
+    assert await pool.fetchval("SELECT session_id FROM devices") is None
+    assert not app[server.SESSIONS].by_id
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 
