@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 INVENTORY = "olt.inventory"
 AUTOFIND = "ont.autofind"
@@ -26,8 +33,18 @@ Port = Annotated[int, Field(ge=0, le=127)]
 OntId = Annotated[int, Field(ge=0, le=255)]
 Vlan = Annotated[int, Field(ge=1, le=4094)]
 Text = Annotated[str, StringConstraints(max_length=256)]
-# Descriptions go into a CLI command line: printable, no quotes.
-Description = Annotated[str, StringConstraints(max_length=64, pattern=r'^[^"\x00-\x1f\x7f]*$')]
+_DESCRIPTION = re.compile(r"^[ !#->@-~]*$")
+
+
+def _description(value: str) -> str:
+    # It goes into a CLI command line, quoted: printable ASCII without `"` (it would end
+    # the quoted text) and `?` (the Huawei CLI answers it with help as it is typed).
+    if not _DESCRIPTION.fullmatch(value):
+        raise ValueError('printable ASCII only, without " or ? (what the OLT CLI takes)')
+    return value
+
+
+Description = Annotated[str, StringConstraints(max_length=64), AfterValidator(_description)]
 _HEX_SERIAL = re.compile(r"^[0-9A-F]{16}$")
 _VENDOR_SERIAL = re.compile(r"^([A-Z0-9]{4})-?([0-9A-F]{8})$")
 

@@ -240,6 +240,8 @@ async def test_a_job_without_a_result_fails_at_its_deadline(
     [
         ("onts", {**PROVISION, "serial": "not-a-serial"}, "INVALID_JOB"),
         ("onts", {**PROVISION, "description": 'x" ; reboot'}, "INVALID_JOB"),
+        ("onts", {**PROVISION, "description": "why?"}, "INVALID_JOB"),
+        ("onts", {**PROVISION, "description": "line\nbreak"}, "INVALID_JOB"),
         ("onts", {**PROVISION, "fsp": "0/1"}, "BAD_PORT"),
         ("commands", {"command": "config"}, "INVALID_JOB"),
         ("commands", {"command": "display version; reboot"}, "INVALID_JOB"),
