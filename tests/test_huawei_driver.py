@@ -232,6 +232,9 @@ async def test_display_runs_allowed_commands_only(olt_sim: Olt) -> None:
         "display", {"command": "display ont optical-info 0 all", "interface": "0/1"}
     )
     assert "Rx power" in result["output"] and not result["truncated"]
+    olt_sim.sim.autofind_list.clear()
+    result = await olt_sim.job("display", {"command": "display ont autofind all"})
+    assert "automatically found ONTs do not exist" in result["output"]  # an answer, not an error
     refused = ("reboot", "display current-configuration", "display board 0; reboot")
     for command in refused:
         with pytest.raises(PollError) as error:

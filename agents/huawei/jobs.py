@@ -18,7 +18,7 @@ from typing import Any
 
 from agents.driver import PollError, Progress
 from agents.huawei import parsers
-from agents.huawei.session import CliSession
+from agents.huawei.session import CliError, CliSession
 from schemas import olt
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,15 @@ _OUTPUT_LIMIT = 256 * 1024
 
 
 async def display(cli: CliSession, p: olt.Display, progress: Progress) -> dict[str, Any]:
-    if p.interface is None:
-        output = await cli.run(p.command)
-    else:
-        output = await cli.run(p.command, mode="interface", interface=f"gpon {p.interface}")
+    mode = "enable" if p.interface is None else "interface"
+    interface = None if p.interface is None else f"gpon {p.interface}"
+    try:
+        output = await cli.run(p.command, mode=mode, interface=interface)
+    except CliError as exc:
+        if exc.code != "failure":
+            raise
+        # "Failure: The ONT does not exist" and the like answer the question asked.
+        output = exc.output or str(exc)
     output = re.sub(r"[^\S\n]+\n", "\n", output)
     truncated = len(output) > _OUTPUT_LIMIT
     return {"command": p.command, "output": output[:_OUTPUT_LIMIT], "truncated": truncated}
