@@ -115,8 +115,33 @@ class Agent:
         while self._samples or self._events:
             samples, self._samples = self._samples[:size], self._samples[size:]
             events, self._events = self._events[:size], self._events[size:]
-            self.spool.add(samples, events)
+            self._spool(samples, events)
         self._spooled.set()
+
+    def _spool(self, samples: list[f.Sample], events: list[f.Event]) -> None:
+        """One report, or several when one would exceed the frame limit (a big OLT's
+        inventory beside a batch of samples); an event too big for any frame is replaced
+        by one that says so, rather than stopping every report behind it."""
+        try:
+            self.spool.add(samples, events)
+            return
+        except f.FrameError:
+            if samples and events:
+                self._spool(samples, [])
+                self._spool([], events)
+                return
+            if len(samples) > 1 or len(events) > 1:
+                half_s, half_e = len(samples) // 2, len(events) // 2
+                self._spool(samples[:half_s], events[:half_e])
+                self._spool(samples[half_s:], events[half_e:])
+                return
+        (event,) = events  # one sample always fits
+        log.error(
+            "event too large for a report frame: dropped",
+            extra={"target_id": event.target, "kind": event.kind},
+        )
+        detail = {"kind": event.kind, "limit_bytes": f.MAX_FRAME_BYTES}
+        self.spool.add([], [f.Event(event.target, "event_too_large", event.ts_ms, detail)])
 
     async def _flusher(self) -> None:
         while True:

@@ -68,9 +68,9 @@ class Spool:
 
     def add(self, samples: list[f.Sample], events: list[f.Event]) -> int:
         """Keep one report; returns its sequence number."""
+        data = f.encode(f.Report(self._last + 1, tuple(samples), tuple(events)))  # or raise
         self._last += 1
         self.samples_added += len(samples)
-        data = f.encode(f.Report(self._last, tuple(samples), tuple(events)))
         self._keep(self._last, data)
         return self._last
 

@@ -435,7 +435,12 @@ FRAMES: dict[str, type[Frame]] = {
 
 
 def encode(frame: Frame) -> bytes:
-    return msgpack.packb(frame.to_wire(), use_bin_type=True)
+    """One frame as one binary WebSocket message; FrameError when it would be too big
+    for the peer to take (`decode` refuses it)."""
+    data = msgpack.packb(frame.to_wire(), use_bin_type=True)
+    if len(data) > MAX_FRAME_BYTES:
+        raise FrameError(f"a {frame.TYPE} frame of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
+    return data
 
 
 def decode(data: bytes) -> Frame:

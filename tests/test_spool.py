@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agents.agent import Agent, AgentSettings
 from agents.spool import Spool
 from schemas import frames as f
 
@@ -73,3 +74,22 @@ def test_a_restarted_agent_resends_what_its_predecessor_left(tmp_path: Path) -> 
     assert [report_of(second, s).samples[0].value for s in (1, 2, 3)] == [1, 2, 3]
     assert report_of(second, 1).events == (f.Event(1, "e", 5, {"i": 1}),)
     assert second.add([sample(9)], []) == 4
+
+
+def test_an_event_too_big_for_a_frame_is_split_off_or_replaced_never_blocking() -> None:
+    agent = Agent(AgentSettings(controller="http://127.0.0.1:1", token="t", agent_id="a"), {})
+    big = f.Event(7, "olt.inventory", 1, {"blob": "x" * (f.MAX_FRAME_BYTES // 2)})
+    huge = f.Event(8, "olt.inventory", 2, {"blob": "x" * (f.MAX_FRAME_BYTES + 1)})
+    samples = [f.Sample(1, "m", {}, 1, float(i)) for i in range(10)]
+    agent._collect(samples, [big, big, huge, f.Event(9, "poll_failed", 3, {})])
+    agent.flush()
+    reports = [f.decode(agent.spool.frame(seq)) for seq in range(1, agent.spool.last_seq + 1)]
+    assert all(len(agent.spool.frame(r.seq)) <= f.MAX_FRAME_BYTES for r in reports)
+    assert [s.value for r in reports for s in r.samples] == [float(i) for i in range(10)]
+    events = [(e.target, e.kind) for r in reports for e in r.events]
+    assert events == [
+        (7, "olt.inventory"),
+        (7, "olt.inventory"),
+        (8, "event_too_large"),
+        (9, "poll_failed"),
+    ]
