@@ -56,6 +56,8 @@ class Login(_Model):
     client_id: Annotated[str, StringConstraints(max_length=128)] = ""
     snmp: SnmpV2c | SnmpV3 | None = None
     snmp_port: int = Field(161, ge=1, le=65535)
+    # The OLT's SSH host key ("ssh-ed25519 AAAA..."): when set, no other is accepted.
+    host_key: Annotated[str, StringConstraints(max_length=16384)] = ""
 
 
 Credentials = SnmpV2c | SnmpV3 | Login
@@ -114,6 +116,8 @@ def credential_summary(credentials: dict[str, Any] | None) -> dict[str, Any] | N
             "priv_protocol": credentials.get("priv_protocol"),
         }
     out: dict[str, Any] = {"username": credentials.get("username"), "password": "********"}
+    if credentials.get("host_key"):
+        out["host_key"] = credentials["host_key"]  # a public key: nothing secret
     if isinstance(credentials.get("snmp"), dict):
         out["snmp"] = credential_summary(credentials["snmp"])
         out["snmp_port"] = credentials.get("snmp_port", 161)

@@ -331,3 +331,17 @@ async def test_an_olt_login_may_be_a_private_key() -> None:
             assert error.value.code == "auth_failed"
         finally:
             await driver.close()
+
+
+async def test_a_pinned_host_key_admits_that_olt_only(olt_sim: Olt) -> None:
+    login = {"username": "root", "password": PASSWORD}
+    pinned = {**login, "host_key": olt_sim.sim.host_key}
+    target = TargetSpec(10, "huawei-olt", "127.0.0.1", olt_sim.target.port, pinned, {}, {}, 1)
+    assert (await olt_sim.driver.poll(target, GroupPlan("autofind", 60), 0)).events
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    impostor = {**login, "host_key": other}
+    target = TargetSpec(11, "huawei-olt", "127.0.0.1", olt_sim.target.port, impostor, {}, {}, 1)
+    with pytest.raises(PollError) as error:
+        await olt_sim.driver.poll(target, GroupPlan("autofind", 60), 0)
+    assert error.value.code == "host_key_mismatch"
+    assert len(olt_sim.sim.logins) == 1  # the impostor was never sent the password

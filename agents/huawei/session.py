@@ -80,9 +80,10 @@ class CliSession:
         creds = self._credentials
         options: dict[str, Any] = {
             "username": creds.get("username") or None,
-            # OLTs are addressed by an inventory the operator controls; host keys are not
-            # pinned (yet), so known_hosts checking is off.
-            "known_hosts": None,
+            # The OLT's host key when the target pins one (credentials.host_key, an
+            # OpenSSH public key line); otherwise the inventory the operator controls is
+            # trusted and the key is not checked.
+            "known_hosts": _pinned(creds.get("host_key")),
             "config": None,  # no ~/.ssh/config, agent or default keys: only what is given
             "agent_path": None,
             "connect_timeout": self.connect_timeout,
@@ -111,6 +112,11 @@ class CliSession:
         except asyncssh.PermissionDenied:
             await self._abort()
             raise PollError(f"{where} refused the credentials", code="auth_failed") from None
+        except asyncssh.HostKeyNotVerifiable:
+            await self._abort()
+            raise PollError(
+                f"{where} showed a host key other than the one pinned", code="host_key_mismatch"
+            ) from None
         except TimeoutError:
             code = "unreachable" if self._process is None else "timeout"
             await self._abort()
@@ -265,6 +271,17 @@ class CliSession:
                             self._write(action.text)
         await self._abort()
         log.info("olt session closed", extra={"target_id": self.target_id})
+
+
+def _pinned(host_key: object) -> tuple[list[asyncssh.SSHKey], list, list] | None:
+    """known_hosts for asyncssh: only this key is trusted (None: no check)."""
+    if not host_key:
+        return None
+    try:
+        key = asyncssh.import_public_key(str(host_key))
+    except (asyncssh.KeyImportError, ValueError):
+        raise PollError("the pinned host key cannot be read", code="bad_credentials") from None
+    return [key], [], []
 
 
 def _reason(exc: BaseException) -> str:

@@ -91,6 +91,7 @@ class OltSimulator:
     commands: list[str] = field(default_factory=list)
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (command, rendered)
     started: float = field(default_factory=time.monotonic)
+    host_key: str = ""  # the public host key, set by running()
 
     def __post_init__(self) -> None:
         self.boards = [
@@ -619,6 +620,7 @@ async def running(
 ) -> AsyncIterator[Ports]:
     """Serve `sim` over SSH on 127.0.0.1:`port` (0: a free one), and SNMP if asked."""
     key = asyncssh.generate_private_key("ssh-ed25519")
+    sim.host_key = key.export_public_key().decode().strip()
     server = await asyncssh.create_server(
         sim.server,
         "127.0.0.1",
