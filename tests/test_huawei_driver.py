@@ -193,18 +193,59 @@ async def test_a_failing_provisioning_undoes_its_steps(olt_sim: Olt) -> None:
     ]
 
 
-async def test_an_ont_the_olt_refuses_changes_nothing(olt_sim: Olt) -> None:
+async def test_a_serial_registered_elsewhere_or_a_bad_one_changes_nothing(olt_sim: Olt) -> None:
     sim = olt_sim.sim
     known = sim.ont_list[0]
     before = len(sim.ont_list)
-    params = {"slot": 0, "port": 0, "line_profile_id": 10, "service_profile_id": 10}
+    elsewhere = {"slot": 1, "port": 5, "line_profile_id": 10, "service_profile_id": 10}
     with pytest.raises(PollError) as error:
-        await olt_sim.job("ont.provision", {**params, "serial": known.sn})
-    assert error.value.code == "failure" and "already exists" in str(error.value)
+        await olt_sim.job("ont.provision", {**elsewhere, "serial": known.sn})
+    assert error.value.code == "failure"
+    assert f"already registered as ONT 0/{known.slot}/{known.port}/{known.ont_id}" in str(
+        error.value
+    )
     with pytest.raises(PollError) as error:
-        await olt_sim.job("ont.provision", {**params, "serial": "not a serial"})
+        await olt_sim.job("ont.provision", {**elsewhere, "serial": "not a serial"})
     assert error.value.code == "bad_params"
     assert len(sim.ont_list) == before and olt_sim.steps == []
+
+
+async def test_provisioning_again_takes_up_what_is_there(olt_sim: Olt) -> None:
+    """A job run again (its agent was lost halfway) keeps the ONT and adds only the
+    service ports it lacks; failing then, it removes only what it added itself."""
+    sim = olt_sim.sim
+    waiting = sim.autofind_list[0]
+    params = {
+        "slot": waiting.slot,
+        "port": waiting.port,
+        "serial": waiting.sn,
+        "line_profile_id": 10,
+        "service_profile_id": 10,
+    }
+    one = [{"vlan": 100, "user_vlan": 100}]
+    first = await olt_sim.job("ont.provision", {**params, "service_ports": one})
+    two = [*one, {"vlan": 200, "user_vlan": 20}]
+    olt_sim.steps.clear()
+    again = await olt_sim.job("ont.provision", {**params, "service_ports": two})
+    assert again["ont_id"] == first["ont_id"]
+    assert [s for s, _ in olt_sim.steps] == ["ont_exists", "service_port_added"]
+
+    def service_ports() -> list[tuple[int, int]]:
+        return sorted(
+            (s.vlan, s.user_vlan)
+            for s in sim.service_ports.values()
+            if (s.slot, s.port, s.ont_id) == (waiting.slot, waiting.port, first["ont_id"])
+        )
+
+    assert service_ports() == [(100, 100), (200, 20)]
+    olt_sim.steps.clear()
+    with pytest.raises(PollError):
+        three = [*two, {"vlan": 300, "user_vlan": 30}, {"vlan": 999, "user_vlan": 9}]
+        await olt_sim.job("ont.provision", {**params, "service_ports": three})
+    assert service_ports() == [(100, 100), (200, 20)]  # the ONT and its ports stay
+    assert sim.find(waiting.slot, waiting.port, first["ont_id"]) is not None
+    steps = [s for s, _ in olt_sim.steps]
+    assert steps == ["ont_exists", "service_port_added", "service_port_removed", "rolled_back"]
 
 
 async def test_delete_reboot_and_port_jobs_change_the_olt(olt_sim: Olt) -> None:

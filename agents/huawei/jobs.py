@@ -57,22 +57,19 @@ async def read_port(cli: CliSession, ref: olt.PortRef, enabled: bool | None = No
     return port.model_dump(mode="json")
 
 
-async def service_ports_of(cli: CliSession, ref: olt.OntRef) -> list[int]:
-    """Indexes of the service ports of one ONT."""
+async def _service_ports(cli: CliSession, ref: olt.OntRef) -> list[parsers.ServicePort]:
+    """The service ports of one ONT."""
     rows = parsers.parse_service_ports(await cli.run("display service-port all"))
-    return [
-        r.index
-        for r in rows
-        if (r.frame, r.slot, r.port, r.ont_id) == (ref.frame, ref.slot, ref.port, ref.ont_id)
-    ]
+    where = (ref.frame, ref.slot, ref.port, ref.ont_id)
+    return [r for r in rows if (r.frame, r.slot, r.port, r.ont_id) == where]
 
 
 async def remove_ont(cli: CliSession, ref: olt.OntRef, progress: Progress | None) -> None:
     """Service ports first (the OLT refuses to delete an ONT that has some), then the ONT."""
-    for index in await service_ports_of(cli, ref):
-        await cli.run(f"undo service-port {index}", mode="config")
+    for row in await _service_ports(cli, ref):
+        await cli.run(f"undo service-port {row.index}", mode="config")
         if progress is not None:
-            await progress("service_port_removed", {"index": index})
+            await progress("service_port_removed", {"index": row.index})
     await cli.run(
         f"ont delete {ref.port} {ref.ont_id}",
         mode="interface",
@@ -87,7 +84,74 @@ def _quoted(text: str) -> str:
     return '"' + text + '"'  # the parameters' model refuses quotes and control characters
 
 
+def _sp_key(vlan: int, gemport: int | None, user_vlan: int | str) -> tuple[int, int, str]:
+    return vlan, gemport if gemport is not None else -1, str(user_vlan)
+
+
+async def registered(cli: CliSession, serial: str) -> olt.Ont | None:
+    """The ONT registered with this serial, if any."""
+    try:
+        found = parsers.parse_ont_info(await cli.run(f"display ont info by-sn {serial}"))
+    except CliError as exc:
+        if exc.code == "failure" and any(s in str(exc).lower() for s in NO_ONTS):
+            return None
+        raise
+    return found[0] if found else None
+
+
 async def provision(cli: CliSession, p: olt.OntProvision, progress: Progress) -> dict[str, Any]:
+    """Register the ONT and its service ports. Run again after an interruption (an agent
+    lost mid-job), it takes up what is there: an ONT already registered on this port with
+    this serial is kept, and only the service ports it lacks are added."""
+    existing = await registered(cli, p.serial)
+    if existing is None:
+        ont_id = await _ont_add(cli, p)
+        await progress("ont_added", {"fsp": p.fsp, "ont_id": ont_id})
+        have: set[tuple[int, int, str]] = set()
+    else:
+        at = (existing.frame, existing.slot, existing.port)
+        if at != (p.frame, p.slot, p.port) or p.ont_id not in (None, existing.ont_id):
+            raise PollError(
+                f"serial {p.serial} is already registered as ONT {existing.fsp}/{existing.ont_id}",
+                code="failure",
+            )
+        ont_id = existing.ont_id
+        await progress("ont_exists", {"fsp": p.fsp, "ont_id": ont_id})
+        rows = await _service_ports(cli, existing)
+        have = {_sp_key(r.vlan, r.gemport, r.flow_para) for r in rows}
+    ref = olt.OntRef(frame=p.frame, slot=p.slot, port=p.port, ont_id=ont_id)
+    added: set[tuple[int, int, str]] = set()
+    try:
+        for spec in p.service_ports:
+            key = _sp_key(spec.vlan, spec.gemport, spec.user_vlan)
+            if key in have:
+                continue
+            await cli.run(
+                f"service-port vlan {spec.vlan} gpon {p.fsp} ont {ont_id} gemport {spec.gemport}"
+                f" multi-service user-vlan {spec.user_vlan} tag-transform translate",
+                mode="config",
+            )
+            added.add(key)
+            await progress("service_port_added", {"vlan": spec.vlan, "gemport": spec.gemport})
+    except Exception as failure:
+        if existing is None:
+            await _undo(cli, ref, failure, progress)
+        else:  # the ONT was there before this job: only what the job added goes
+            await _undo_service_ports(cli, ref, added, failure, progress)
+        raise
+    port_onts = await read_port(cli, p)
+    # The port table lacks profile names: the new ONT's detail has them.
+    detail = parsers.parse_ont_info(
+        await cli.run(f"display ont info {p.frame} {p.slot} {p.port} {ont_id}")
+    )
+    for listed in port_onts["onts"]:
+        if listed["ont_id"] == ont_id and detail:
+            listed["line_profile"] = detail[0].line_profile
+            listed["service_profile"] = detail[0].service_profile
+    return {"fsp": p.fsp, "ont_id": ont_id, olt.PORT_ONTS: [port_onts]}
+
+
+async def _ont_add(cli: CliSession, p: olt.OntProvision) -> int:
     command = " ".join(
         [
             f"ont add {p.port}",
@@ -102,29 +166,7 @@ async def provision(cli: CliSession, p: olt.OntProvision, progress: Progress) ->
     port, ont_id = parsers.parse_ont_add(answer)
     if port != p.port:
         raise PollError(f"the OLT added the ONT on port {port}, not {p.port}", code="bad_output")
-    await progress("ont_added", {"fsp": p.fsp, "ont_id": ont_id})
-    ref = olt.OntRef(frame=p.frame, slot=p.slot, port=p.port, ont_id=ont_id)
-    try:
-        for spec in p.service_ports:
-            await cli.run(
-                f"service-port vlan {spec.vlan} gpon {p.fsp} ont {ont_id} gemport {spec.gemport}"
-                f" multi-service user-vlan {spec.user_vlan} tag-transform translate",
-                mode="config",
-            )
-            await progress("service_port_added", {"vlan": spec.vlan, "gemport": spec.gemport})
-    except Exception as failure:
-        await _undo(cli, ref, failure, progress)
-        raise
-    port_onts = await read_port(cli, p)
-    # The port table lacks profile names: the new ONT's detail has them.
-    detail = parsers.parse_ont_info(
-        await cli.run(f"display ont info {p.frame} {p.slot} {p.port} {ont_id}")
-    )
-    for listed in port_onts["onts"]:
-        if listed["ont_id"] == ont_id and detail:
-            listed["line_profile"] = detail[0].line_profile
-            listed["service_profile"] = detail[0].service_profile
-    return {"fsp": p.fsp, "ont_id": ont_id, olt.PORT_ONTS: [port_onts]}
+    return ont_id
 
 
 async def _undo(
@@ -139,12 +181,32 @@ async def _undo(
         await remove_ont(cli, ref, progress)
         await progress("rolled_back", {"ont_id": ref.ont_id})
     except Exception as exc:
-        code = getattr(failure, "code", "failure")
-        raise PollError(
-            f"{failure}; undoing it failed too ({exc}): ONT {ref.fsp}/{ref.ont_id} is left"
-            " half provisioned",
-            code=code,
-        ) from None
+        raise _undo_failed(failure, exc, ref) from None
+
+
+async def _undo_service_ports(
+    cli: CliSession,
+    ref: olt.OntRef,
+    added: set[tuple[int, int, str]],
+    failure: BaseException,
+    progress: Progress,
+) -> None:
+    try:
+        for row in await _service_ports(cli, ref):
+            if _sp_key(row.vlan, row.gemport, row.flow_para) in added:
+                await cli.run(f"undo service-port {row.index}", mode="config")
+                await progress("service_port_removed", {"index": row.index})
+        await progress("rolled_back", {"ont_id": ref.ont_id})
+    except Exception as exc:
+        raise _undo_failed(failure, exc, ref) from None
+
+
+def _undo_failed(failure: BaseException, exc: BaseException, ref: olt.OntRef) -> PollError:
+    return PollError(
+        f"{failure}; undoing it failed too ({exc}): ONT {ref.fsp}/{ref.ont_id} is left"
+        " half provisioned",
+        code=getattr(failure, "code", "failure"),
+    )
 
 
 async def delete(cli: CliSession, ref: olt.OntRef, progress: Progress) -> dict[str, Any]:
