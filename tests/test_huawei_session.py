@@ -320,6 +320,23 @@ async def test_an_idle_session_is_closed(olt: tuple[OltSimulator, int]) -> None:
         await pool.close()
 
 
+async def test_a_busy_session_is_still_replaced_after_its_max_age(
+    olt: tuple[OltSimulator, int],
+) -> None:
+    sim, port = olt
+    now = [0.0]
+    pool = OltSessions(max_age=60, connect_timeout=2, clock=lambda: now[0])
+    try:
+        for step in range(4):  # used every 25 s: never idle, logged in again past 60 s
+            now[0] = step * 25.0
+            async with pool.session(TARGET, "127.0.0.1", port, CREDS) as session:
+                await session.run("display sysuptime")
+        assert [login.accepted for login in sim.logins] == [True, True]
+        assert sim.max_concurrent == 1  # the old one logged out before the new login
+    finally:
+        await pool.close()
+
+
 async def test_forget_and_close_log_out(olt: tuple[OltSimulator, int], pool: OltSessions) -> None:
     sim, port = olt
     async with pool.session(TARGET, "127.0.0.1", port, CREDS) as session:

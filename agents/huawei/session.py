@@ -300,6 +300,7 @@ class _Olt:
     last_used: float = 0.0
     failures: int = 0
     opened_at: float | None = None  # when the circuit opened
+    logged_in: float = 0.0  # when the current session logged in
 
 
 class OltSessions:
@@ -309,6 +310,7 @@ class OltSessions:
         self,
         *,
         idle_close: float = 120.0,
+        max_age: float = 1800.0,
         failures_to_open: int = 3,
         cooldown: float = 60.0,
         busy_retries: int = 3,
@@ -317,6 +319,7 @@ class OltSessions:
         login_timeout: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.max_age = max_age
         self.idle_close, self.failures_to_open, self.cooldown = (
             idle_close,
             failures_to_open,
@@ -348,7 +351,10 @@ class OltSessions:
         async with olt.lock:
             self._check_circuit(target_id, olt)
             session = olt.session
-            stale = self.clock() - olt.last_used >= self.idle_close
+            # Idle too long, or in use too long: a session is reused for a bounded time
+            # (a fresh login now and then also picks up changed OLT-side settings).
+            now = self.clock()
+            stale = now - olt.last_used >= self.idle_close or now - olt.logged_in >= self.max_age
             if session is not None and (
                 session.broken
                 or not session.open
@@ -359,6 +365,7 @@ class OltSessions:
                 await session.close()
             if olt.session is None:
                 olt.session = await self._connect(target_id, olt, host, port, credentials)
+                olt.logged_in = self.clock()
             session = olt.session
             try:
                 yield session
