@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from controller.events import publish
 from schemas import olt
@@ -106,37 +107,43 @@ def _serials(serial: str, vendor: str) -> tuple[str, str]:
         return serial.upper(), vendor.upper().replace("-", "")
 
 
-def _ont_columns(onts: Sequence[olt.Ont]) -> list[list[object]]:
-    rows = []
-    for o in onts:
-        serial, vendor = _serials(o.serial, o.serial_vendor)
-        rows.append(
-            [
-                o.frame,
-                o.slot,
-                o.port,
-                o.ont_id,
-                serial,
-                vendor,
-                o.control_flag,
-                o.run_state,
-                o.config_state,
-                o.match_state,
-                o.description,
-                o.distance_m,
-                o.line_profile,
-                o.service_profile,
-                o.last_up,
-                o.last_down,
-                o.last_down_cause,
-            ]
-        )
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(17)]
+def _columns(items: Sequence[BaseModel], names: Sequence[str]) -> list[list[object]]:
+    """One array per field, in `names` order: the parameters of an unnest() insert."""
+    return [[getattr(item, name) for item in items] for name in names]
+
+
+BOARD_FIELDS = ("frame", "slot", "board", "status", "subtypes", "online")
+PORT_FIELDS = ("frame", "slot", "port", "enabled")
+ONT_FIELDS = tuple(f.strip() for f in ONT_COLUMNS.split(","))
+AUTOFIND_FIELDS = (
+    "serial",
+    "serial_vendor",
+    "frame",
+    "slot",
+    "port",
+    "password",
+    "loid",
+    "vendor_id",
+    "version",
+    "software_version",
+    "equipment_id",
+    "found_at",
+)
+
+
+M = TypeVar("M", olt.Ont, olt.AutofindEntry)
+
+
+def _normalised(item: M) -> M:
+    """The item with its serial in the forms the tables keep (16 hex, vendor form)."""
+    serial, vendor = _serials(item.serial, item.serial_vendor)
+    return item.model_copy(update={"serial": serial, "serial_vendor": vendor})
 
 
 async def _upsert_onts(conn: asyncpg.Connection, target: int, onts: Sequence[olt.Ont]) -> None:
+    """Insert or update ONTs (their serials already normalised)."""
     if onts:
-        await conn.execute(UPSERT_ONTS, target, *_ont_columns(onts))
+        await conn.execute(UPSERT_ONTS, target, *_columns(onts, ONT_FIELDS))
 
 
 async def _inventory(
@@ -158,32 +165,16 @@ async def _inventory(
         return {}  # an older snapshot than the one stored
     await conn.execute(DELETE_BOARDS, target)
     if inv.boards:
-        b = inv.boards
-        await conn.execute(
-            INSERT_BOARDS,
-            target,
-            [x.frame for x in b],
-            [x.slot for x in b],
-            [x.board for x in b],
-            [x.status for x in b],
-            [",".join(x.subtypes) for x in b],
-            [x.online for x in b],
-        )
+        frame, slot, board, status, subtypes, online = _columns(inv.boards, BOARD_FIELDS)
+        subtypes = [",".join(s) for s in subtypes]  # type: ignore[arg-type]
+        await conn.execute(INSERT_BOARDS, target, frame, slot, board, status, subtypes, online)
     if inv.ports:
-        p = inv.ports
-        await conn.execute(
-            UPSERT_PORTS,
-            target,
-            [x.frame for x in p],
-            [x.slot for x in p],
-            [x.port for x in p],
-            [x.enabled for x in p],
-        )
+        await conn.execute(UPSERT_PORTS, target, *_columns(inv.ports, PORT_FIELDS))
     keys = [(o.frame, o.slot, o.port, o.ont_id) for o in inv.onts]
     await conn.execute(
         PRUNE_ONTS, target, *([list(c) for c in zip(*keys, strict=True)] or [[]] * 4)
     )
-    await _upsert_onts(conn, target, inv.onts)
+    await _upsert_onts(conn, target, [_normalised(o) for o in inv.onts])
     return {"boards": len(inv.boards), "ports": len(inv.ports), "onts": len(inv.onts)}
 
 
@@ -192,42 +183,23 @@ async def _autofind(
 ) -> dict:
     if await conn.fetchval(AUTOFIND_AT, target, at) is None:
         return {}
-    entries = [(e, *_serials(e.serial, e.serial_vendor)) for e in found.entries]
-    await conn.execute(DELETE_AUTOFIND, target, [s for _, s, _ in entries])
+    entries = [_normalised(e) for e in found.entries]
+    await conn.execute(DELETE_AUTOFIND, target, [e.serial for e in entries])
     if not entries:
         return {"autofind": 0, "new": []}
-    rows = await conn.fetch(
-        UPSERT_AUTOFIND,
-        target,
-        [s for _, s, _ in entries],
-        [v for _, _, v in entries],
-        *(
-            [getattr(e, f) for e, _, _ in entries]
-            for f in (
-                "frame",
-                "slot",
-                "port",
-                "password",
-                "loid",
-                "vendor_id",
-                "version",
-                "software_version",
-                "equipment_id",
-                "found_at",
-            )
-        ),
-    )
+    rows = await conn.fetch(UPSERT_AUTOFIND, target, *_columns(entries, AUTOFIND_FIELDS))
     return {"autofind": len(entries), "new": [r["serial"] for r in rows if r["new"]]}
 
 
 async def _port(conn: asyncpg.Connection, target: int, port: olt.PortOnts) -> dict:
-    await conn.execute(UPSERT_PORTS, target, [port.frame], [port.slot], [port.port], [port.enabled])
+    await conn.execute(UPSERT_PORTS, target, *_columns([port], PORT_FIELDS))
     await conn.execute(
         PRUNE_PORT_ONTS, target, port.frame, port.slot, port.port, [o.ont_id for o in port.onts]
     )
-    await _upsert_onts(conn, target, port.onts)
+    onts = [_normalised(o) for o in port.onts]
+    await _upsert_onts(conn, target, onts)
     # A registered ONT is no longer waiting for authorisation.
-    await conn.execute(AUTOFIND_REGISTERED, target, [o.serial for o in port.onts])
+    await conn.execute(AUTOFIND_REGISTERED, target, [o.serial for o in onts])
     changed: dict = {"port": port.fsp, "onts": len(port.onts)}
     if port.enabled is not None:
         changed["enabled"] = port.enabled

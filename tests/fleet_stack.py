@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,43 @@ async def eventually(check: Callable[[], object], within: float = 10.0) -> None:
             if result:
                 return
             await asyncio.sleep(0.05)
+
+
+async def job_when(
+    fleet: Fleet, job: int, states: tuple[str, ...] = ("succeeded", "failed"), within: float = 15
+) -> dict:
+    """The job's document once its state is one of `states`."""
+    shown: dict = {}
+
+    async def reached() -> bool:
+        nonlocal shown
+        shown = (await fleet.api("GET", f"/api/v1/jobs/{job}")).body
+        return shown["state"] in states
+
+    await eventually(reached, within)
+    return shown
+
+
+@pytest.fixture
+async def events(fleet: Fleet) -> AsyncIterator[list[dict]]:
+    """Every live event, as an operator's WebSocket receives them."""
+    seen: list[dict] = []
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            fleet.url + "/api/v1/events", headers={"Authorization": f"Bearer {fleet.admin_token}"}
+        )
+
+        async def read() -> None:
+            async for msg in ws:
+                seen.append(json.loads(msg.data))
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(0.3)  # the controller's LISTEN is up before events flow
+        try:
+            yield seen
+        finally:
+            reader.cancel()
+            await ws.close()
 
 
 class RawAgent:

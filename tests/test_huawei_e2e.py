@@ -8,8 +8,6 @@ agents while a job runs, with never two SSH sessions to it at once.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -22,11 +20,12 @@ from schemas.config import AcsConfig
 from schemas.sealing import Sealer
 from tests import fleet_stack
 from tests.conftest import SECRET_KEY, serving
-from tests.fleet_stack import Fleet, agent_running, eventually
+from tests.fleet_stack import Fleet, agent_running, eventually, job_when
 from tools.sim.cpe import SimulatedCpe
 from tools.sim.olt import OltSimulator, running
 
 fleet = fleet_stack.fleet
+events = fleet_stack.events
 
 
 @dataclass
@@ -64,27 +63,6 @@ async def sim_olt(fleet: Fleet) -> AsyncIterator[OltStack]:
         created = await fleet.api("POST", "/api/v1/targets", data=olt_target(ports.ssh, ports.snmp))
         assert created.status == 201, created.body
         yield OltStack(fleet, sim, created.body["id"])
-
-
-@pytest.fixture
-async def events(fleet: Fleet) -> AsyncIterator[list[dict]]:
-    seen: list[dict] = []
-    async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            fleet.url + "/api/v1/events", headers={"Authorization": f"Bearer {fleet.admin_token}"}
-        )
-
-        async def read() -> None:
-            async for msg in ws:
-                seen.append(json.loads(msg.data))
-
-        reader = asyncio.create_task(read())
-        await asyncio.sleep(0.3)  # the controller's LISTEN is up before events flow
-        try:
-            yield seen
-        finally:
-            reader.cancel()
-            await ws.close()
 
 
 async def inventory_loaded(stack: OltStack) -> list[dict]:
@@ -127,13 +105,7 @@ async def test_an_operator_provisions_an_ont_from_the_autofind_list(
         )
         assert queued.status == 202, queued.body
         job_id = queued.body["id"]
-
-        async def finished() -> bool:
-            job = (await fleet.api("GET", f"/api/v1/jobs/{job_id}")).body
-            return job["state"] in ("succeeded", "failed")
-
-        await eventually(finished, within=15)
-        job = (await fleet.api("GET", f"/api/v1/jobs/{job_id}")).body
+        job = await job_when(fleet, job_id)
         assert job["state"] == "succeeded", job
         assert [p["step"] for p in job["progress"]] == ["ont_added", "service_port_added"]
         # On the OLT, and in the inventory at once (not at the next hourly poll).
@@ -185,13 +157,7 @@ async def test_a_failed_provisioning_is_undone_and_says_why(sim_olt: OltStack) -
             },
         )
         job_id = queued.body["id"]
-
-        async def finished() -> bool:
-            job = (await fleet.api("GET", f"/api/v1/jobs/{job_id}")).body
-            return job["state"] in ("succeeded", "failed")
-
-        await eventually(finished, within=15)
-        job = (await fleet.api("GET", f"/api/v1/jobs/{job_id}")).body
+        job = await job_when(fleet, job_id)
         assert job["state"] == "failed" and "VLAN does not exist" in job["error"]
         assert [p["step"] for p in job["progress"]][-1] == "rolled_back"
         assert len(sim.ont_list) == before
@@ -253,11 +219,7 @@ async def test_an_olt_moving_between_agents_never_has_two_sessions(sim_olt: OltS
         )
         job_id = queued.body["id"]
 
-        async def running_job() -> bool:
-            job = (await fleet.api("GET", f"/api/v1/jobs/{job_id}")).body
-            return job["state"] == "running"
-
-        await eventually(running_job)
+        await job_when(fleet, job_id, ("running",))
         logins_before = len(sim.logins)
         async with agent_running(fleet.url, fleet.agent_token, second):
             job = (await fleet.api("GET", f"/api/v1/jobs/{job_id}")).body

@@ -5,19 +5,18 @@ frames by hand; `tests/test_olt_e2e.py` runs the real agent against the OLT simu
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
 from schemas import frames as f
 from schemas import olt
 from tests import fleet_stack
-from tests.fleet_stack import Fleet, RawAgent, eventually
+from tests.fleet_stack import Fleet, RawAgent, eventually, job_when
 
 fleet = fleet_stack.fleet
+events = fleet_stack.events
 
 OLT_TARGET = {
     "name": "olt-centro",
@@ -84,28 +83,6 @@ async def owned(fleet: Fleet) -> AsyncIterator[tuple[RawAgent, int]]:
 async def report(agent: RawAgent, seq: int, *events: f.Event) -> None:
     await agent.send(f.Report(seq, (), events))
     assert await agent.expect(f.Ack) == f.Ack(seq)
-
-
-@pytest.fixture
-async def events(fleet: Fleet) -> AsyncIterator[list[dict]]:
-    """Every live event, as an operator's WebSocket receives them."""
-    seen: list[dict] = []
-    async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            fleet.url + "/api/v1/events", headers={"Authorization": f"Bearer {fleet.admin_token}"}
-        )
-
-        async def read() -> None:
-            async for msg in ws:
-                seen.append(json.loads(msg.data))
-
-        reader = asyncio.create_task(read())
-        await asyncio.sleep(0.3)  # the controller's LISTEN is up before events flow
-        try:
-            yield seen
-        finally:
-            reader.cancel()
-            await ws.close()
 
 
 async def test_reported_inventory_fills_the_olt_views(
@@ -194,12 +171,7 @@ async def test_a_provisioning_job_goes_to_the_owner_and_its_outcome_comes_back(
     port = {"slot": 1, "port": 2, "onts": [ont(5, SERIAL, description="cliente 42")]}
     await agent.send(f.JobResult(frame.job, True, {"ont_id": 5, olt.PORT_ONTS: [port]}))
 
-    async def done() -> bool:
-        shown = await fleet.api("GET", f"/api/v1/jobs/{job['id']}")
-        return shown.body["state"] == "succeeded"
-
-    await eventually(done)
-    shown = (await fleet.api("GET", f"/api/v1/jobs/{job['id']}")).body
+    shown = await job_when(fleet, job["id"], ("succeeded",))
     assert [p["step"] for p in shown["progress"]] == ["ont_added"]
     assert shown["result"]["ont_id"] == 5 and shown["agent"] == "raw-1"
     (listed,) = (await fleet.api("GET", f"/api/v1/onts?serial={SERIAL}")).body
@@ -222,12 +194,7 @@ async def test_a_job_without_a_result_fails_at_its_deadline(
     assert queued.status == 202 and queued.body["params"] == {"frame": 0, "slot": 1, "port": 3}
     await agent.expect(f.Job)  # and never answered
 
-    async def failed() -> bool:
-        shown = await fleet.api("GET", f"/api/v1/jobs/{queued.body['id']}")
-        return shown.body["state"] == "failed"
-
-    await eventually(failed, within=10)
-    shown = (await fleet.api("GET", f"/api/v1/jobs/{queued.body['id']}")).body
+    shown = await job_when(fleet, queued.body["id"], ("failed",), within=10)
     assert shown["error"] == "timed out: no result from agent raw-1"
     # A result arriving after the deadline changes nothing.
     await agent.send(f.JobResult(queued.body["id"], True, {}))

@@ -155,7 +155,7 @@ class HuaweiOltDriver(Driver):
             epoch=target.epoch,
         )
         opts = settings(options, creds)
-        session = await self._snmp._session(spec, opts)
+        session = await self._snmp.session(spec, opts)
         return await walk(session, roots, opts.max_repetitions, opts.max_varbinds)
 
 

@@ -64,20 +64,29 @@ async def _service_ports(cli: CliSession, ref: olt.OntRef) -> list[parsers.Servi
     return [r for r in rows if (r.frame, r.slot, r.port, r.ont_id) == where]
 
 
-async def remove_ont(cli: CliSession, ref: olt.OntRef, progress: Progress | None) -> None:
-    """Service ports first (the OLT refuses to delete an ONT that has some), then the ONT."""
+async def remove_service_ports(
+    cli: CliSession,
+    ref: olt.OntRef,
+    progress: Progress,
+    only: set[tuple[int, int, str]] | None = None,
+) -> None:
+    """Remove the ONT's service ports (`only` those with these keys, when given)."""
     for row in await _service_ports(cli, ref):
-        await cli.run(f"undo service-port {row.index}", mode="config")
-        if progress is not None:
+        if only is None or _sp_key(row.vlan, row.gemport, row.flow_para) in only:
+            await cli.run(f"undo service-port {row.index}", mode="config")
             await progress("service_port_removed", {"index": row.index})
+
+
+async def remove_ont(cli: CliSession, ref: olt.OntRef, progress: Progress) -> None:
+    """Service ports first (the OLT refuses to delete an ONT that has some), then the ONT."""
+    await remove_service_ports(cli, ref, progress)
     await cli.run(
         f"ont delete {ref.port} {ref.ont_id}",
         mode="interface",
         interface=_interface(ref),
         confirm=True,
     )
-    if progress is not None:
-        await progress("ont_deleted", {"ont_id": ref.ont_id})
+    await progress("ont_deleted", {"ont_id": ref.ont_id})
 
 
 def _quoted(text: str) -> str:
@@ -134,10 +143,8 @@ async def provision(cli: CliSession, p: olt.OntProvision, progress: Progress) ->
             added.add(key)
             await progress("service_port_added", {"vlan": spec.vlan, "gemport": spec.gemport})
     except Exception as failure:
-        if existing is None:
-            await _undo(cli, ref, failure, progress)
-        else:  # the ONT was there before this job: only what the job added goes
-            await _undo_service_ports(cli, ref, added, failure, progress)
+        # An ONT that was there before this job stays: only what the job added goes.
+        await _undo(cli, ref, failure, progress, None if existing is None else added)
         raise
     port_onts = await read_port(cli, p)
     # The port table lacks profile names: the new ONT's detail has them.
@@ -170,43 +177,30 @@ async def _ont_add(cli: CliSession, p: olt.OntProvision) -> int:
 
 
 async def _undo(
-    cli: CliSession, ref: olt.OntRef, failure: BaseException, progress: Progress
+    cli: CliSession,
+    ref: olt.OntRef,
+    failure: BaseException,
+    progress: Progress,
+    added: set[tuple[int, int, str]] | None,
 ) -> None:
-    """Remove a half-provisioned ONT; a failing undo is told along with the failure."""
+    """Remove the half-provisioned ONT (`added` None), or only the service ports the job
+    added; a failing undo is told along with the failure."""
     log.warning(
         "provisioning failed: undoing",
         extra={"ont": f"{ref.fsp}/{ref.ont_id}", "error": str(failure)[:300]},
     )
     try:
-        await remove_ont(cli, ref, progress)
+        if added is None:
+            await remove_ont(cli, ref, progress)
+        else:
+            await remove_service_ports(cli, ref, progress, only=added)
         await progress("rolled_back", {"ont_id": ref.ont_id})
     except Exception as exc:
-        raise _undo_failed(failure, exc, ref) from None
-
-
-async def _undo_service_ports(
-    cli: CliSession,
-    ref: olt.OntRef,
-    added: set[tuple[int, int, str]],
-    failure: BaseException,
-    progress: Progress,
-) -> None:
-    try:
-        for row in await _service_ports(cli, ref):
-            if _sp_key(row.vlan, row.gemport, row.flow_para) in added:
-                await cli.run(f"undo service-port {row.index}", mode="config")
-                await progress("service_port_removed", {"index": row.index})
-        await progress("rolled_back", {"ont_id": ref.ont_id})
-    except Exception as exc:
-        raise _undo_failed(failure, exc, ref) from None
-
-
-def _undo_failed(failure: BaseException, exc: BaseException, ref: olt.OntRef) -> PollError:
-    return PollError(
-        f"{failure}; undoing it failed too ({exc}): ONT {ref.fsp}/{ref.ont_id} is left"
-        " half provisioned",
-        code=getattr(failure, "code", "failure"),
-    )
+        raise PollError(
+            f"{failure}; undoing it failed too ({exc}): ONT {ref.fsp}/{ref.ont_id} is left"
+            " half provisioned",
+            code=getattr(failure, "code", "failure"),
+        ) from None
 
 
 async def delete(cli: CliSession, ref: olt.OntRef, progress: Progress) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class SnmpDriver(Driver):
 
     async def poll(self, target: TargetSpec, group: GroupPlan, now_ms: int) -> PollResult:
         opts = settings(group.options, target.credentials)
-        session = await self._session(target, opts)
+        session = await self.session(target, opts)
         poller = _POLLERS.get(group.name, SnmpDriver._poll_table)
         try:
             result = await poller(self, session, target, group, opts, now_ms)
@@ -100,7 +100,9 @@ class SnmpDriver(Driver):
 
     # --- sessions ----------------------------------------------------------------------
 
-    async def _session(self, target: TargetSpec, opts: Settings) -> Session:
+    async def session(self, target: TargetSpec, opts: Settings) -> Session:
+        """The target's session for these settings (kept and reused; the huawei-olt
+        driver walks an OLT's XPON tables through it too)."""
         creds = target.credentials
         version = str(creds.get("version") or ("2c" if "community" in creds else ""))
         digest = hashlib.sha256(repr(sorted(creds.items())).encode()).hexdigest()

@@ -30,7 +30,8 @@ import time
 import asyncssh
 
 from agents.driver import GroupPlan
-from agents.huawei.driver import HuaweiOltDriver
+from agents.huawei.driver import HuaweiOltDriver, gpon_slots
+from schemas import olt
 from schemas.frames import TargetSpec
 
 USER, PASSWORD = "root", "admin123"
@@ -103,9 +104,9 @@ async def bench(ssh: int, runs: int) -> int:
     first = (await driver.poll(target, plan, 0)).events[0].detail  # opens the session
     # The commands one inventory poll sends, for the raw side to send as well.
     commands = ["display version", "display board 0"]
-    for board in first["boards"]:
-        if "GP" in board["board"][4:]:
-            commands += [f"display ont info 0 {board['slot']} {port}" for port in range(16)]
+    boards = [olt.Board.model_validate(b) for b in first["boards"]]
+    for board, count in gpon_slots(boards):
+        commands += [f"display ont info 0 {board.slot} {port}" for port in range(count)]
     ports = sorted({(o["slot"], o["port"]) for o in first["onts"]})
     commands += [f"display ont info summary 0/{slot}/{port}" for slot, port in ports]
     conn, shell = await raw_session(ssh)

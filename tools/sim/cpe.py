@@ -1052,6 +1052,9 @@ async def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Loops without signal handlers (Windows' raise NotImplementedError, any loop off the
+    # main thread RuntimeError) keep Python's default: Ctrl-C ends the run with
+    # KeyboardInterrupt instead of a summary.
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
